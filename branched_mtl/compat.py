@@ -1,0 +1,99 @@
+"""Make the pinned OpenMMLab stack work on this machine (../shared/STACK.md).
+
+Imported by ``branched_mtl/__init__.py`` before anything from mmseg:
+
+1. mmcv-lite has no compiled ops, yet mmseg imports ``mmcv.ops`` unguarded in
+   a few modules. A stand-in ``mmcv.ops`` module exposes the pure-PyTorch
+   ``point_sample`` from mmcv's own source and raises a clear error for any
+   op that really needs compiled code.
+2. torch >= 2.6 loads checkpoints with ``weights_only=True``; mmengine's
+   checkpoints hold a few non-tensor types (message hub, history buffers,
+   numpy scalars). They are allow-listed, so resume works while a checkpoint
+   still cannot run code.
+"""
+import importlib.util
+import os.path as osp
+import sys
+import types
+
+_MISSING_OP_MSG = (
+    "mmcv.ops.{name} needs mmcv's compiled ops, which mmcv-lite does not "
+    'ship (full mmcv does not build against torch 2.14 here). '
+    'branched_mtl only provides the pure-PyTorch point_sample.')
+
+
+def _missing_op(name: str) -> type:
+
+    def __new__(cls, *args, **kwargs):
+        raise ModuleNotFoundError(_MISSING_OP_MSG.format(name=name))
+
+    return type(name, (), {'__new__': __new__, '__module__': 'mmcv.ops'})
+
+
+def _install_mmcv_ops_stub() -> None:
+    try:
+        import mmcv.ops  # noqa: F401
+        return
+    except (ImportError, OSError):
+        pass
+    import mmcv
+    stub = types.ModuleType('mmcv.ops')
+    stub.__doc__ = 'branched_mtl stand-in for compiled mmcv.ops'
+    stub.__path__ = []  # let `import mmcv.ops.x` fail as ModuleNotFoundError
+    src = osp.join(osp.dirname(mmcv.__file__), 'ops', 'point_sample.py')
+    spec = importlib.util.spec_from_file_location('mmcv.ops.point_sample', src)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules['mmcv.ops.point_sample'] = module
+    stub.point_sample = module.point_sample
+    stub.bilinear_grid_sample = module.bilinear_grid_sample
+
+    def __getattr__(name: str):
+        if name.startswith('__') and name.endswith('__'):
+            # inspect and pickle probe dunders; they must see AttributeError
+            raise AttributeError(name)
+        # mmseg imports some ops at module level without a guard, so the
+        # import must succeed; using the op is what fails, with a clear
+        # message. A class serves both ops used as functions and as bases.
+        return _missing_op(name)
+
+    stub.__getattr__ = __getattr__
+    sys.modules['mmcv.ops'] = stub
+    mmcv.ops = stub
+
+
+def _allow_mmengine_checkpoint_types() -> None:
+    import numpy as np
+    import torch
+    from mmengine.logging import HistoryBuffer, MessageHub
+
+    safe = [HistoryBuffer, MessageHub]
+    # numpy scalars and arrays that the message hub and metrics hold
+    safe += [np.dtype, np.ndarray, np.core.multiarray._reconstruct] \
+        if hasattr(np, 'core') and hasattr(np.core, 'multiarray') else []
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+        safe += [_reconstruct, scalar]
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import _reconstruct, scalar
+        safe += [_reconstruct, scalar]
+    safe += [type(np.dtype(t)) for t in (
+        np.float64, np.float32, np.float16, np.int64, np.int32, np.bool_,
+        np.uint8)]
+    from collections import OrderedDict, defaultdict
+    safe += [OrderedDict, defaultdict]
+    try:
+        from mmengine.config import ConfigDict
+        safe.append(ConfigDict)
+    except ImportError:
+        pass
+    torch.serialization.add_safe_globals(safe)
+
+
+def setup() -> None:
+    """Apply both fixes; safe to call more than once."""
+    _install_mmcv_ops_stub()
+    _allow_mmengine_checkpoint_types()
+
+
+setup()

@@ -1,0 +1,3 @@
+from .multi_digits import MultiDigits
+
+__all__ = ['MultiDigits']

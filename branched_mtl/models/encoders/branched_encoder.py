@@ -1,0 +1,235 @@
+"""BranchedEncoder: a stock backbone shared among tasks as a tree."""
+import copy
+import math
+import os.path as osp
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from branched_mtl.registry import MODELS, build_stock
+from branched_mtl.tree import count_tree_params, tree_nodes, validate_branches
+from .backbone_blocks import BackboneBlock, split_backbone
+
+
+class BlockInfo(NamedTuple):
+    """What the tree builder needs to know about one sharable block.
+
+    Attributes:
+        name: Block name (also the split name of the affinity step).
+        num_params: Parameters of one copy of the block.
+        pools: p_l of the paper: down-sampling steps from this block's input
+            to the encoder output, this block's own included.
+    """
+    name: str
+    num_params: int
+    pools: int
+
+
+def _measure_pools(blocks: Sequence[BackboneBlock], in_channels: int,
+                   size: int = 128) -> List[int]:
+    """Count down-sampling steps per block from a probe forward.
+
+    Measuring resolutions covers pooling, strided and dilated variants alike,
+    as the paper asks for dilated encoders.
+    """
+    steps = []
+    x = torch.zeros(1, in_channels, size, size)
+    training = [b.module.training for b in blocks]
+    with torch.no_grad():
+        for block in blocks:
+            block.module.eval()
+            y = block.module(x)
+            ratio = x.shape[-1] / y.shape[-1]
+            steps.append(int(round(math.log2(ratio))) if ratio > 1 else 0)
+            x = y
+    for block, mode in zip(blocks, training):
+        block.module.train(mode)
+    # p_l counts from block l to the output
+    return [sum(steps[i:]) for i in range(len(steps))]
+
+
+def _check_pretrained(backbone: dict) -> None:
+    init_cfg = backbone.get('init_cfg') or {}
+    ckpt = init_cfg.get('checkpoint') if isinstance(init_cfg, dict) else None
+    if (init_cfg.get('type') == 'Pretrained' and isinstance(ckpt, str)
+            and '://' not in ckpt and not osp.isfile(ckpt)):
+        raise FileNotFoundError(
+            f'backbone {backbone.get("type")}: init_cfg checkpoint {ckpt!r} '
+            'does not exist')
+
+
+@MODELS.register_module()
+class BranchedEncoder(BaseModule):
+    """A stock backbone whose sharable blocks are shared by groups of tasks.
+
+    Each block is copied once per group of the tree at that block; every node
+    runs once per forward, and each task gets the same feature tuple the
+    stock backbone returns (its ``out_indices``).
+
+    Args:
+        backbone: Config of a stock backbone (ResNet family, VGG).
+        tasks: Task names.
+        branches: The tree: per block, a partition of ``tasks`` into groups.
+            None means all blocks shared.
+        granularity: ``'stage'`` or ``'layer'`` (VGG only), see
+            :func:`split_backbone`.
+        frozen_blocks: The bottom blocks to freeze (parameters fixed and
+            batch norm in eval mode), e.g. for recombined networks.
+        init_cfg: Unused; initialisation comes from the backbone's own
+            ``init_cfg`` so that every copy starts from the same weights.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 tasks: Sequence[str],
+                 branches: Optional[Sequence] = None,
+                 granularity: str = 'stage',
+                 frozen_blocks: int = 0,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.backbone_cfg = copy.deepcopy(dict(backbone))
+        self.tasks = list(tasks)
+        self.granularity = granularity
+        stock = build_stock(self.backbone_cfg)
+        if getattr(stock, 'frozen_stages', -1) != -1:
+            raise ValueError(
+                f'backbone {self.backbone_cfg["type"]}: frozen_stages is not '
+                'supported inside BranchedEncoder; use frozen_blocks')
+        self.norm_eval = bool(getattr(stock, 'norm_eval', False))
+        blocks = split_backbone(stock, granularity)
+        self.block_names = [b.name for b in blocks]
+        self.block_params = [
+            sum(p.numel() for p in b.module.parameters()) for b in blocks
+        ]
+        self.pools = _measure_pools(
+            blocks, self.backbone_cfg.get('in_channels', 3))
+        self.out_blocks = [
+            i for i, b in sorted(
+                ((i, b) for i, b in enumerate(blocks)
+                 if b.out_index is not None),
+                key=lambda ib: ib[1].out_index)
+        ]
+        self.branches = validate_branches(branches, self.tasks, len(blocks))
+        if not 0 <= frozen_blocks <= len(blocks):
+            raise ValueError(f'frozen_blocks must be in [0, {len(blocks)}], '
+                             f'got {frozen_blocks}')
+        self.frozen_blocks = frozen_blocks
+        self._nodes = tree_nodes(self.branches)
+        # nodes[b][g]: the copy of block b used by group g of the tree
+        self.nodes = nn.ModuleList()
+        for block, partition in zip(blocks, self.branches):
+            copies = [block.module] + [
+                copy.deepcopy(block.module) for _ in partition[1:]
+            ]
+            self.nodes.append(nn.ModuleList(copies))
+        self._freeze()
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.block_names)
+
+    @property
+    def block_info(self) -> List[BlockInfo]:
+        """Name, parameters of one copy and p_l of every block."""
+        return [
+            BlockInfo(n, p, q) for n, p, q in zip(self.block_names,
+                                                  self.block_params,
+                                                  self.pools)
+        ]
+
+    def tree_params(self, branches: Optional[Sequence] = None) -> int:
+        """Parameters of this encoder under another tree, without building.
+
+        Args:
+            branches: A tree over this encoder's blocks (default: its own).
+
+        Returns:
+            The encoder's parameter count for that tree.
+        """
+        branches = validate_branches(
+            self.branches if branches is None else branches, self.tasks,
+            self.num_blocks)
+        return count_tree_params(branches, self.block_params)
+
+    def init_weights(self) -> None:
+        """Initialise every copy of a block from one initialised stock
+        backbone (its ``init_cfg``, e.g. a pretrained checkpoint), so all
+        branches start from the same weights."""
+        _check_pretrained(self.backbone_cfg)
+        stock = build_stock(self.backbone_cfg)
+        stock.init_weights()
+        for b, block in enumerate(split_backbone(stock, self.granularity)):
+            state = block.module.state_dict()
+            for node in self.nodes[b]:
+                node.load_state_dict(state)
+        self._is_init = True
+
+    def _freeze(self) -> None:
+        for b in range(self.frozen_blocks):
+            for node in self.nodes[b]:
+                node.eval()
+                for p in node.parameters():
+                    p.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'BranchedEncoder':
+        super().train(mode)
+        self._freeze()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def forward_nodes(self, x: Tensor) -> List[List[Tensor]]:
+        """Run every node of the tree once.
+
+        Returns:
+            Per block, the output of each group (in ``branches`` order).
+        """
+        outputs: List[List[Tensor]] = []
+        for b, level in enumerate(self._nodes):
+            outputs.append([
+                self.nodes[b][g](x if b == 0 else outputs[b - 1][parent])
+                for g, (parent, _) in enumerate(level)
+            ])
+        return outputs
+
+    def block_features(self, x: Tensor) -> List[Dict[str, Tensor]]:
+        """Per block, each task's features at that block's output."""
+        outputs = self.forward_nodes(x)
+        return [{
+            t: out
+            for (_, group), out in zip(level, outs) for t in group
+        } for level, outs in zip(self._nodes, outputs)]
+
+    def forward(self, x: Tensor) -> Dict[str, Tuple[Tensor, ...]]:
+        """Returns: per task, the stock backbone's feature tuple."""
+        per_block = self.block_features(x)
+        return {
+            t: tuple(per_block[b][t] for b in self.out_blocks)
+            for t in self.tasks
+        }
+
+
+def describe_blocks(backbone: dict,
+                    granularity: str = 'stage') -> List[BlockInfo]:
+    """Block metadata of a backbone config, building only the stock backbone.
+
+    Args:
+        backbone: Config of a stock backbone.
+        granularity: As in :class:`BranchedEncoder`.
+
+    Returns:
+        One :class:`BlockInfo` per sharable block.
+    """
+    stock = build_stock(backbone)
+    blocks = split_backbone(stock, granularity)
+    pools = _measure_pools(blocks, dict(backbone).get('in_channels', 3))
+    return [
+        BlockInfo(b.name, sum(p.numel() for p in b.module.parameters()), q)
+        for b, q in zip(blocks, pools)
+    ]

@@ -1,0 +1,125 @@
+"""MultiTaskHead: one stock head per task, each on its own features."""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+from mmengine.structures import BaseDataElement, PixelData
+from torch import Tensor
+
+from branched_mtl.registry import MODELS, build_stock
+
+
+def _is_decode_head(head: nn.Module) -> bool:
+    try:
+        from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+    except ImportError:  # pragma: no cover - mmseg is a hard dependency
+        return False
+    return isinstance(head, BaseDecodeHead)
+
+
+@MODELS.register_module()
+class MultiTaskHead(BaseModule):
+    """One stock head per task, each fed its own task's feature tuple.
+
+    Unlike mmpretrain's ``MultiTaskHead`` (classification heads over one
+    shared feature), each task here reads the features of its own branch of
+    the tree, and dense mmseg decode heads are admitted next to mmpretrain
+    classification heads. The ``branched_mtl`` scope keeps the two names
+    apart: ``mmpretrain.MultiTaskHead`` always means theirs.
+
+    Args:
+        task_heads: ``{task: head config}``; stock heads are built from their
+            own registries (``LinearClsHead``, ``mmseg.PSPHead``, ...).
+        loss_weights: ``{task: weight}``; tasks not listed weigh 1.
+        init_cfg: Initialisation config.
+    """
+
+    def __init__(self,
+                 task_heads: Dict[str, dict],
+                 loss_weights: Optional[Dict[str, float]] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if not task_heads:
+            raise ValueError('MultiTaskHead needs at least one task head')
+        loss_weights = dict(loss_weights or {})
+        unknown = set(loss_weights) - set(task_heads)
+        if unknown:
+            raise ValueError(f'loss_weights names unknown task(s) '
+                             f'{sorted(unknown)}; tasks are '
+                             f'{list(task_heads)}')
+        self.tasks = list(task_heads)
+        self.loss_weights = {t: float(loss_weights.get(t, 1.0))
+                             for t in self.tasks}
+        self.task_heads = nn.ModuleDict(
+            {t: build_stock(cfg) for t, cfg in task_heads.items()})
+
+    def forward(self, feats: Dict[str, Tuple[Tensor, ...]]
+                ) -> Dict[str, Tensor]:
+        """Returns: per task, the head's raw output (logits / maps)."""
+        return {t: self.task_heads[t](feats[t]) for t in self.tasks}
+
+    @staticmethod
+    def _task_samples(task: str, data_samples: Sequence[BaseDataElement]
+                      ) -> Tuple[List[int], List[BaseDataElement]]:
+        keep = [i for i, s in enumerate(data_samples) if task in s]
+        return keep, [data_samples[i].get(task) for i in keep]
+
+    @staticmethod
+    def _select(feats: Tuple[Tensor, ...], keep: List[int],
+                total: int) -> Tuple[Tensor, ...]:
+        if len(keep) == total:
+            return feats
+        index = torch.as_tensor(keep, device=feats[0].device)
+        return tuple(f.index_select(0, index) for f in feats)
+
+    def loss(self, feats: Dict[str, Tuple[Tensor, ...]],
+             data_samples: Sequence[BaseDataElement]) -> Dict[str, Tensor]:
+        """Per-task losses, named ``<task>.<loss>`` and weighted.
+
+        Samples that carry no ground truth for a task are left out of that
+        task's loss.
+        """
+        losses = {}
+        for task in self.tasks:
+            keep, samples = self._task_samples(task, data_samples)
+            if not keep:
+                continue
+            head = self.task_heads[task]
+            task_feats = self._select(feats[task], keep, len(data_samples))
+            if _is_decode_head(head):
+                task_losses = head.loss(task_feats, samples, None)
+            else:
+                task_losses = head.loss(task_feats, samples)
+            weight = self.loss_weights[task]
+            for name, value in task_losses.items():
+                if 'loss' in name and weight != 1.0:
+                    value = value * weight
+                losses[f'{task}.{name}'] = value
+        return losses
+
+    def predict(self, feats: Dict[str, Tuple[Tensor, ...]],
+                data_samples: Sequence[BaseDataElement]
+                ) -> List[BaseDataElement]:
+        """Fill every sample's per-task sub-sample with the prediction."""
+        for task in self.tasks:
+            head = self.task_heads[task]
+            samples = [s.get(task) if task in s else None
+                       for s in data_samples]
+            if _is_decode_head(head):
+                metas = [s.metainfo for s in data_samples]
+                logits = head.predict(feats[task], metas, None)
+                samples = [s if s is not None else BaseDataElement()
+                           for s in samples]
+                for sample, logit in zip(samples, logits):
+                    sample.set_data(dict(seg_logits=PixelData(data=logit)))
+                    pred = logit if logit.shape[0] == 1 else logit.argmax(
+                        0, keepdim=True)
+                    sample.set_data(dict(pred_sem_seg=PixelData(data=pred)))
+            else:
+                samples = head.predict(feats[task],
+                                       samples if None not in samples
+                                       else None)
+            for sample, task_sample in zip(data_samples, samples):
+                sample.set_field(task_sample, task)
+        return list(data_samples)

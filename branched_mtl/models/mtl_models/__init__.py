@@ -1,0 +1,3 @@
+from .branched_mtl_model import BranchedMultiTaskModel
+
+__all__ = ['BranchedMultiTaskModel']
