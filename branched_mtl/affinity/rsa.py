@@ -19,6 +19,7 @@ __all__ = ['representation_dissimilarity', 'rsa_affinity']
 # elements, so that a large float16 (possibly memory-mapped) feature map is
 # never copied to float64 all at once.
 _CHUNK_ELEMS = 1 << 24
+_RDM_FLAT_TOL = 1e-12
 
 
 def _name(tasks: Optional[Sequence[str]], idx: int) -> str:
@@ -148,9 +149,12 @@ def rsa_affinity(features: Sequence[Any],
                     'must be measured on the same samples')
         rdm = representation_dissimilarity(feat, name=name)
         upper = rdm[np.triu_indices(rdm.shape[0], k=1)]
-        if np.ptp(upper) == 0:
-            raise ValueError(f'{name}: all RDM entries are equal, so its '
-                             'Spearman correlation is undefined')
+        # RDM entries lie in [0, 2]; a spread at rounding level means the
+        # ranks, and so the Spearman correlation, would be pure noise.
+        if np.ptp(upper) <= _RDM_FLAT_TOL:
+            raise ValueError(f'{name}: all RDM entries are equal (all sample '
+                             'pairs equally dissimilar), so its Spearman '
+                             'correlation is undefined')
         triangles.append(upper)
 
     num_tasks = len(triangles)
