@@ -14,6 +14,7 @@ An affinity file is JSON::
 import json
 import os
 import tempfile
+from collections import Counter
 from typing import Any, Dict, Mapping, Sequence, Union
 
 import numpy as np
@@ -37,8 +38,7 @@ def _check_names(names: Any, what: str, where: str) -> list:
         if not isinstance(name, str) or not name:
             raise ValueError(f'{where}: {what}[{idx}] must be a non-empty '
                              f'string, got {name!r}')
-    seen = set()
-    dups = sorted({n for n in names if n in seen or seen.add(n)})
+    dups = sorted(n for n, count in Counter(names).items() if count > 1)
     if dups:
         raise ValueError(f'{where}: {what} must be unique, duplicated: '
                          f'{dups}')
