@@ -9,25 +9,55 @@ import copy
 import importlib
 from typing import Any, Sequence
 
-from mmengine.registry import DATASETS as MMENGINE_DATASETS
-from mmengine.registry import HOOKS as MMENGINE_HOOKS
-from mmengine.registry import METRICS as MMENGINE_METRICS
-from mmengine.registry import MODELS as MMENGINE_MODELS
-from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine import registry as mmengine_registry
 from mmengine.registry import Registry
 
-MODELS = Registry(
-    'model', parent=MMENGINE_MODELS, locations=['branched_mtl.models'])
-DATASETS = Registry(
-    'dataset', parent=MMENGINE_DATASETS, locations=['branched_mtl.datasets'])
-TRANSFORMS = Registry(
-    'transform',
-    parent=MMENGINE_TRANSFORMS,
-    locations=['branched_mtl.datasets.transforms'])
-METRICS = Registry(
-    'metric', parent=MMENGINE_METRICS, locations=['branched_mtl.evaluation'])
-HOOKS = Registry(
-    'hook', parent=MMENGINE_HOOKS, locations=['branched_mtl.engine'])
+# Every kind of registry mmengine has, so that under default_scope
+# 'branched_mtl' the Runner finds its loops, optimizers, hooks ... through
+# the parent without warnings.
+_LOCATIONS = {
+    'MODELS': ['branched_mtl.models'],
+    'DATASETS': ['branched_mtl.datasets'],
+    'TRANSFORMS': ['branched_mtl.datasets.transforms'],
+    'METRICS': ['branched_mtl.evaluation'],
+    'HOOKS': ['branched_mtl.engine'],
+}
+_KINDS = ('RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'HOOKS', 'DATASETS',
+          'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS', 'MODEL_WRAPPERS',
+          'WEIGHT_INITIALIZERS', 'OPTIMIZERS', 'OPTIM_WRAPPERS',
+          'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS', 'METRICS',
+          'EVALUATOR', 'TASK_UTILS', 'VISUALIZERS', 'VISBACKENDS',
+          'LOG_PROCESSORS', 'INFERENCERS', 'FUNCTIONS')
+
+
+def _child(kind: str) -> Registry:
+    parent = getattr(mmengine_registry, kind)
+    return Registry(parent.name, parent=parent, scope='branched_mtl',
+                    locations=_LOCATIONS.get(kind, []))
+
+
+RUNNERS = _child('RUNNERS')
+RUNNER_CONSTRUCTORS = _child('RUNNER_CONSTRUCTORS')
+LOOPS = _child('LOOPS')
+HOOKS = _child('HOOKS')
+DATASETS = _child('DATASETS')
+DATA_SAMPLERS = _child('DATA_SAMPLERS')
+TRANSFORMS = _child('TRANSFORMS')
+MODELS = _child('MODELS')
+MODEL_WRAPPERS = _child('MODEL_WRAPPERS')
+WEIGHT_INITIALIZERS = _child('WEIGHT_INITIALIZERS')
+OPTIMIZERS = _child('OPTIMIZERS')
+OPTIM_WRAPPERS = _child('OPTIM_WRAPPERS')
+OPTIM_WRAPPER_CONSTRUCTORS = _child('OPTIM_WRAPPER_CONSTRUCTORS')
+PARAM_SCHEDULERS = _child('PARAM_SCHEDULERS')
+METRICS = _child('METRICS')
+EVALUATOR = _child('EVALUATOR')
+TASK_UTILS = _child('TASK_UTILS')
+VISUALIZERS = _child('VISUALIZERS')
+VISBACKENDS = _child('VISBACKENDS')
+LOG_PROCESSORS = _child('LOG_PROCESSORS')
+INFERENCERS = _child('INFERENCERS')
+FUNCTIONS = _child('FUNCTIONS')
 
 
 # Where a bare type name that is not ours is looked for, in this order.
@@ -64,15 +94,21 @@ def build_stock(cfg: dict, registry: Registry = MODELS) -> Any:
     if not isinstance(obj_type, str) or '_scope_' in cfg:
         return registry.build(cfg)
     scope, _, name = obj_type.rpartition('.')
+    if not scope:
+        if name in registry.module_dict:
+            scope = registry.scope
+        elif registry.get(name) is not None:
+            # mmengine's own (root) components: no scope to switch to
+            return registry.build(cfg)
+        else:
+            scope = next((s for s in STOCK_SCOPES
+                          if name in _scope_registry(s, registry).module_dict),
+                         None)
     if scope:
+        # _scope_ makes nested builds (a head's loss, a metric's parts)
+        # resolve in the component's own scope whatever the default scope
         cfg.update(type=name, _scope_=scope)
         return registry.build(cfg)
-    if registry.get(name) is not None:
-        return registry.build(cfg)
-    for scope in STOCK_SCOPES:
-        if name in _scope_registry(scope, registry).module_dict:
-            cfg['_scope_'] = scope
-            return registry.build(cfg)
     raise KeyError(
         f'{name!r} is not registered in branched_mtl nor in '
         f'{", ".join(STOCK_SCOPES)} ({registry.name} registries); write '

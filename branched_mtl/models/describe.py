@@ -1,7 +1,7 @@
 """What the tree builder and reports need to know about a model config."""
 from typing import Any, Dict
 
-from branched_mtl.registry import MODELS
+from branched_mtl.registry import build_stock
 from .encoders import describe_blocks
 
 
@@ -21,7 +21,7 @@ def describe_model(model_cfg: dict) -> Dict[str, Any]:
     encoder = dict(model_cfg['encoder'])
     blocks = describe_blocks(encoder['backbone'],
                              encoder.get('granularity', 'stage'))
-    head = MODELS.build(model_cfg['head'])
+    head = build_stock(model_cfg['head'])
     return dict(
         tasks=list(encoder['tasks']),
         block_names=[b.name for b in blocks],

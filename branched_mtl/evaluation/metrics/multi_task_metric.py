@@ -53,7 +53,8 @@ class MultiTaskMetric(BaseMetric):
         collect_device: As in :class:`BaseMetric`.
         prefix: As in :class:`BaseMetric`.
     """
-    default_prefix: Optional[str] = None
+    # keys already carry the task name; no extra prefix
+    default_prefix: Optional[str] = ''
 
     def __init__(self,
                  task_metrics: Dict[str, object],

@@ -32,12 +32,15 @@ class MultiTaskHead(BaseModule):
         task_heads: ``{task: head config}``; stock heads are built from their
             own registries (``LinearClsHead``, ``mmseg.PSPHead``, ...).
         loss_weights: ``{task: weight}``; tasks not listed weigh 1.
+        neck: Config of a stock neck (e.g. ``GlobalAveragePooling``) put in
+            front of every task head, one copy per task.
         init_cfg: Initialisation config.
     """
 
     def __init__(self,
                  task_heads: Dict[str, dict],
                  loss_weights: Optional[Dict[str, float]] = None,
+                 neck: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not task_heads:
@@ -53,10 +56,19 @@ class MultiTaskHead(BaseModule):
                              for t in self.tasks}
         self.task_heads = nn.ModuleDict(
             {t: build_stock(cfg) for t, cfg in task_heads.items()})
+        self.necks = nn.ModuleDict(
+            {t: build_stock(neck) for t in self.tasks}) if neck else None
+
+    def _neck(self, feats: Dict[str, Tuple[Tensor, ...]]
+              ) -> Dict[str, Tuple[Tensor, ...]]:
+        if self.necks is None:
+            return feats
+        return {t: tuple(self.necks[t](feats[t])) for t in self.tasks}
 
     def forward(self, feats: Dict[str, Tuple[Tensor, ...]]
                 ) -> Dict[str, Tensor]:
         """Returns: per task, the head's raw output (logits / maps)."""
+        feats = self._neck(feats)
         return {t: self.task_heads[t](feats[t]) for t in self.tasks}
 
     @staticmethod
@@ -80,6 +92,7 @@ class MultiTaskHead(BaseModule):
         Samples that carry no ground truth for a task are left out of that
         task's loss.
         """
+        feats = self._neck(feats)
         losses = {}
         for task in self.tasks:
             keep, samples = self._task_samples(task, data_samples)
@@ -102,6 +115,7 @@ class MultiTaskHead(BaseModule):
                 data_samples: Sequence[BaseDataElement]
                 ) -> List[BaseDataElement]:
         """Fill every sample's per-task sub-sample with the prediction."""
+        feats = self._neck(feats)
         for task in self.tasks:
             head = self.task_heads[task]
             samples = [s.get(task) if task in s else None

@@ -5,7 +5,7 @@ from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 from torch import Tensor
 
-from branched_mtl.registry import MODELS
+from branched_mtl.registry import MODELS, build_stock
 
 
 @MODELS.register_module()
@@ -28,8 +28,8 @@ class BranchedMultiTaskModel(BaseModel):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.encoder = MODELS.build(encoder)
-        self.head = MODELS.build(head)
+        self.encoder = build_stock(encoder)
+        self.head = build_stock(head)
         enc_tasks, head_tasks = list(self.encoder.tasks), list(self.head.tasks)
         if sorted(enc_tasks) != sorted(head_tasks):
             raise ValueError(

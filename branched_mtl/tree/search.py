@@ -1,0 +1,522 @@
+"""Search for the tree of least cost (step 4 of the method).
+
+Two searches over the same cost (:mod:`branched_mtl.tree.cost`):
+
+* ``beam``: the paper's procedure. Top-down from the deepest block: at each
+  block the groups of the block below are clustered by spectral clustering
+  into m = 1 .. b groups, and the ``top_n`` partial trees of least cost summed
+  over the blocks decided so far are kept.
+* ``exact``: dynamic programming over the set partitions of the tasks, block
+  by block, each block's partition a coarsening of the one below. It returns
+  a tree of minimal cost, but the number of partitions grows as the Bell
+  numbers, so it is only for a handful of tasks.
+
+With a parameter ``budget`` (the BMVC version of the paper) both searches only
+consider trees whose parameter count fits the budget.
+
+Internally a group is a bitmask over the task indices and a partition a tuple
+of groups ordered by their lowest task, so equal partitions compare equal.
+"""
+import heapq
+import math
+import warnings
+from numbers import Integral
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .branches import Branches, all_shared, count_tree_params
+from .cost import (all_shared_alpha, check_affinity, check_alpha, check_pools,
+                   tree_cost, tree_cost_breakdown)
+
+__all__ = ['search_tree', 'alpha_sweep', 'EXACT_MAX_TASKS', 'group_affinity']
+
+# 'auto' uses the exact search up to this many tasks. Measured on the 2-core
+# CPU (tools/analysis/benchmark_tree_search.py): N = 7, L = 13 takes ~0.1 s
+# without and ~1 s with a budget; N = 8 takes ~1 s / ~10 s.
+EXACT_MAX_TASKS = 7
+
+# Costs are sums of floats accumulated in different orders: treat nearer
+# values as a tie, broken in favour of the smaller network.
+_EPS = 1e-9
+# Spectral clustering needs a connected graph with non-negative weights.
+_MIN_GROUP_AFFINITY = 1e-6
+
+Partition = Tuple[int, ...]
+_ASSIGN = 'km'
+_NINIT = 3
+
+
+def _lowbit(mask: int) -> int:
+    return mask & -mask
+
+
+def _canon(groups) -> Partition:
+    return tuple(sorted(groups, key=_lowbit))
+
+
+def _members(mask: int) -> List[int]:
+    out, i = [], 0
+    while mask:
+        if mask & 1:
+            out.append(i)
+        mask >>= 1
+        i += 1
+    return out
+
+
+def group_affinity(affinity_l: np.ndarray,
+                   groups: Sequence[Sequence[int]]) -> np.ndarray:
+    """Affinity among groups of tasks, for spectral clustering.
+
+    The affinity of two groups is the smallest affinity between a task of one
+    and a task of the other (complete linkage): merging them makes a group
+    whose largest distance is at least ``1 - that``, which is what the
+    clustering cost charges. Values are clipped to ``>= 1e-6`` since spectral
+    clustering needs non-negative weights and a connected graph; the diagonal
+    is 1 (scikit-learn's Laplacian ignores it).
+
+    Args:
+        affinity_l: (N, N) task affinity at one block.
+        groups: Task indices of each group.
+
+    Returns:
+        (len(groups), len(groups)) symmetric array.
+    """
+    b = len(groups)
+    out = np.ones((b, b))
+    for a in range(b):
+        for c in range(a + 1, b):
+            v = affinity_l[np.ix_(groups[a], groups[c])].min()
+            out[a, c] = out[c, a] = v
+    return np.clip(out, _MIN_GROUP_AFFINITY, None)
+
+
+class _Problem:
+    """The cost pieces of one search, with caches."""
+
+    def __init__(self, aff: np.ndarray, pools: List[int], alpha: float,
+                 weights: List[int], enc_budget: Optional[int]):
+        self.aff = aff
+        self.dist = 1.0 - aff
+        self.num_blocks, self.num_tasks = aff.shape[0], aff.shape[1]
+        self.pools = pools
+        self.alpha = alpha
+        # Parameters of one copy of each block (1 each without block_params:
+        # then the size is the number of block copies, the tie-breaker).
+        self.weights = weights
+        self.enc_budget = enc_budget
+        # Encoder parameters of the all-shared blocks above block l: the least
+        # any completion of a partial tree from block l down still costs.
+        self.above = [sum(weights[:l]) for l in range(self.num_blocks)]
+        self._group_cost: Dict[Tuple[int, int], float] = {}
+        self._embedding: Dict[Tuple[int, Partition], np.ndarray] = {}
+        self._cands: Dict[Tuple[int, Partition, int], Partition] = {}
+
+    def complexity(self, l: int, m: int) -> float:
+        return self.alpha * (m - 1) * 2 ** self.pools[l]
+
+    def group_cost(self, l: int, mask: int) -> float:
+        key = (l, mask)
+        v = self._group_cost.get(key)
+        if v is None:
+            idx = _members(mask)
+            v = 0.0 if len(idx) < 2 else float(
+                self.dist[l][np.ix_(idx, idx)].max())
+            self._group_cost[key] = v
+        return v
+
+    def block_cost(self, l: int, part: Partition) -> float:
+        clust = sum(self.group_cost(l, g) for g in part) / len(part)
+        return clust + self.complexity(l, len(part))
+
+    def fits(self, l: int, size_from_l: int) -> bool:
+        """Whether a partial tree (blocks l..L-1) can still fit the budget."""
+        return (self.enc_budget is None
+                or size_from_l + self.above[l] <= self.enc_budget)
+
+    # -- beam candidates ---------------------------------------------------
+    def candidates(self, l: int, groups: Partition,
+                   m: int) -> List[Partition]:
+        """The groups merged into m groups by spectral clustering at block l."""
+        b = len(groups)
+        if m == b:
+            return [groups]
+        if m == 1:
+            full = 0
+            for g in groups:
+                full |= g
+            return [(full, )]
+        key = (l, groups, m)
+        parts = self._cands.get(key)
+        if parts is None:
+            parts = []
+            for labels in self._spectral_labels(l, groups, m):
+                merged: Dict[int, int] = {}
+                for g, lab in zip(groups, labels):
+                    merged[int(lab)] = merged.get(int(lab), 0) | g
+                p = _canon(merged.values())
+                if p not in parts:
+                    parts.append(p)
+            self._cands[key] = parts
+        return parts
+
+    def _spectral_labels(self, l: int, groups: Partition,
+                         m: int) -> np.ndarray:
+        # The steps of sklearn's SpectralClustering(affinity='precomputed',
+        # n_clusters=m): embed with the m first eigenvectors of the normalised
+        # Laplacian, then k-means. The eigenvectors do not depend on m, so
+        # they are computed once per set of groups instead of once per m.
+        from sklearn.cluster import k_means
+        emb = self._embedding.get((l, groups))
+        if emb is None:
+            emb = self._embed(l, groups)
+            self._embedding[(l, groups)] = emb
+        out = []
+        if _ASSIGN in ('qr', 'both'):
+            from sklearn.cluster._spectral import cluster_qr
+            out.append(cluster_qr(emb[:, :m]))
+        if _ASSIGN != 'qr':
+            _, labels, _ = k_means(emb[:, :m], m, random_state=0, n_init=_NINIT)
+            if len(set(labels.tolist())) != m:
+                labels = self._sklearn_labels(l, groups, m)
+            out.append(labels)
+        return out
+
+    def _affinity_of(self, l: int, groups: Partition) -> np.ndarray:
+        return group_affinity(self.aff[l], [_members(g) for g in groups])
+
+    def _embed(self, l: int, groups: Partition) -> np.ndarray:
+        from scipy.linalg import eigh
+        from scipy.sparse.csgraph import laplacian
+        lap, dd = laplacian(
+            self._affinity_of(l, groups), normed=True, return_diag=True)
+        _, vecs = eigh(lap)
+        # Unlike sklearn, no sign flip: k-means does not see the signs.
+        return vecs / dd[:, None]
+
+    def _sklearn_labels(self, l: int, groups: Partition,
+                        m: int) -> np.ndarray:
+        from sklearn.cluster import SpectralClustering
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            return SpectralClustering(
+                n_clusters=m, affinity='precomputed',
+                random_state=0).fit(self._affinity_of(l, groups)).labels_
+
+
+# -- exact ------------------------------------------------------------------
+def _set_partitions(n: int) -> List[Partition]:
+    """All set partitions of range(n), groups ordered by their lowest task."""
+    out: List[Partition] = []
+
+    def rec(i: int, groups: List[int]):
+        if i == n:
+            out.append(tuple(groups))
+            return
+        bit = 1 << i
+        for k in range(len(groups)):
+            groups[k] |= bit
+            rec(i + 1, groups)
+            groups[k] ^= bit
+        groups.append(bit)
+        rec(i + 1, groups)
+        groups.pop()
+
+    rec(0, [])
+    return out
+
+
+def _covers(parts: List[Partition]) -> List[List[int]]:
+    """For each partition, the partitions made by splitting one group in two.
+
+    Every refinement of a partition is reached through a chain of such
+    splits, so the best over all refinements can be collected through them.
+    """
+    index = {p: i for i, p in enumerate(parts)}
+    out = []
+    for p in parts:
+        nxt = []
+        for k, g in enumerate(p):
+            low = _lowbit(g)
+            rest = g ^ low
+            if not rest:
+                continue
+            others = p[:k] + p[k + 1:]
+            # g1 keeps g's lowest task, so each split is listed once.
+            sub = (rest - 1) & rest
+            while True:
+                g1 = low | sub
+                nxt.append(index[_canon(others + (g1, g ^ g1))])
+                if sub == 0:
+                    break
+                sub = (sub - 1) & rest
+        out.append(nxt)
+    return out
+
+
+def _better(a, b) -> bool:
+    """Whether (cost, size, ...) a beats b: lower cost, then smaller size."""
+    return a[0] < b[0] - _EPS or (a[0] <= b[0] + _EPS and a[1] < b[1])
+
+
+def _pareto(points: List[tuple]) -> List[tuple]:
+    """The (size, cost, chain) points no other point beats in both."""
+    points.sort(key=lambda p: (p[0], p[1]))
+    out = []
+    best = math.inf
+    for p in points:
+        if p[1] < best - _EPS:
+            out.append(p)
+            best = p[1]
+    return out
+
+
+def _exact(prob: _Problem) -> Tuple[list, float]:
+    n, num_blocks = prob.num_tasks, prob.num_blocks
+    parts = _set_partitions(n)
+    covers = _covers(parts)
+    # Finest first, so the partitions a split leads to are done already.
+    order = sorted(range(len(parts)), key=lambda i: -len(parts[i]))
+    ngroups = [len(p) for p in parts]
+    cost = [[prob.block_cost(l, p) for p in parts] for l in range(num_blocks)]
+    root = next(i for i, p in enumerate(parts) if len(p) == 1)
+
+    if prob.enc_budget is None:
+        # best[i]: least (cost, size, chain) over the trees of blocks l..L-1
+        # whose block-l partition refines partition i.
+        best = None
+        for l in reversed(range(num_blocks)):
+            w = prob.weights[l]
+            if best is None:
+                val = [(cost[l][i], ngroups[i] * w, (i, None))
+                       for i in range(len(parts))]
+            else:
+                val = [(cost[l][i] + best[i][0], ngroups[i] * w + best[i][1],
+                        (i, best[i][2])) for i in range(len(parts))]
+            best = [None] * len(parts)
+            for i in order:
+                b = val[i]
+                for j in covers[i]:
+                    if _better(best[j], b):
+                        b = best[j]
+                best[i] = b
+        c, _, chain = best[root]
+        return _unroll(chain, parts), c
+
+    # With a budget, keep per partition the Pareto front of (size, cost).
+    front = None
+    for l in reversed(range(num_blocks)):
+        w = prob.weights[l]
+        val = []
+        for i in range(len(parts)):
+            s, c = ngroups[i] * w, cost[l][i]
+            if front is None:
+                pts = [(s, c, (i, None))]
+            else:
+                pts = [(s + fs, c + fc, (i, ch)) for fs, fc, ch in front[i]]
+            val.append([p for p in pts if prob.fits(l, p[0])])
+        front = [None] * len(parts)
+        for i in order:
+            pts = list(val[i])
+            for j in covers[i]:
+                pts.extend(front[j])
+            front[i] = _pareto(pts)
+    # Sorted by size with strictly falling cost: the last is the cheapest,
+    # and any point of (nearly) equal cost was dropped as larger.
+    _, c, chain = front[root][-1]
+    return _unroll(chain, parts), c
+
+
+def _unroll(chain, parts: Optional[List[Partition]] = None) -> list:
+    out = []
+    while chain is not None:
+        head, chain = chain
+        out.append(parts[head] if parts is not None else head)
+    return out
+
+
+# -- beam -------------------------------------------------------------------
+def _beam(prob: _Problem, top_n: int) -> Tuple[list, float]:
+    n, num_blocks = prob.num_tasks, prob.num_blocks
+    # (cost, size, chain, partition at the shallowest decided block); the
+    # deepest block starts from the single tasks.
+    beam = [(0.0, 0, None, tuple(1 << i for i in range(n)))]
+    for l in reversed(range(num_blocks)):
+        w = prob.weights[l]
+        found: Dict[Partition, tuple] = {}
+
+        def nth_best() -> float:
+            if len(found) < top_n:
+                return math.inf
+            return heapq.nsmallest(top_n, (v[0] for v in found.values()))[-1]
+
+        for c0, s0, chain, groups in sorted(beam, key=lambda e: e[:2]):
+            for m in range(1, len(groups) + 1):
+                s = s0 + m * w
+                # Both bounds grow with m: once past, so is every larger m.
+                if not prob.fits(l, s):
+                    break
+                if c0 + prob.complexity(l, m) > nth_best() + _EPS:
+                    break
+                for part in prob.candidates(l, groups, m):
+                    # cluster_qr may leave a label unused: count real groups.
+                    s = s0 + len(part) * w
+                    c = c0 + prob.block_cost(l, part)
+                    # Partial trees with the same partition at block l have
+                    # the same future: only the cheaper one can win.
+                    old = found.get(part)
+                    if old is None or _better((c, s), old):
+                        found[part] = (c, s, (part, chain), part)
+        if not found:
+            # Unreachable: the all-shared tree always fits (checked before).
+            raise RuntimeError('beam search lost every partial tree')
+        beam = sorted(found.values(), key=lambda e: e[:2])[:top_n]
+    c, _, chain, _ = beam[0]
+    return _unroll(chain), c
+
+
+# -- public -----------------------------------------------------------------
+def _check_int(name: str, v, minimum: int = 0) -> int:
+    if isinstance(v, bool) or not isinstance(v, Integral) or v < minimum:
+        raise ValueError(f'{name} must be an int >= {minimum}, got {v!r}')
+    return int(v)
+
+
+def _to_branches(parts: List[Partition], tasks: List[str]) -> Branches:
+    return [[[tasks[i] for i in _members(g)] for g in _canon(p)]
+            for p in parts]
+
+
+def search_tree(affinity,
+                tasks: Sequence[str],
+                pools: Sequence[int],
+                alpha: float = 0.0,
+                budget: Optional[int] = None,
+                block_params: Optional[Sequence[int]] = None,
+                head_params: int = 0,
+                method: str = 'auto',
+                top_n: int = 3) -> Tuple[Branches, float]:
+    """Find the tree of least cost.
+
+    Args:
+        affinity: (L, N, N) affinity (array or nested lists), rows in the
+            order of ``tasks``.
+        tasks: The N task names.
+        pools: Down-sampling steps p_l from block l's input to the encoder
+            output, block l's own included (one per block).
+        alpha: Weight of the complexity cost, >= 0.
+        budget: If given, only trees with at most this many parameters
+            (``count_tree_params``) are considered.
+        block_params: Parameters of one copy of each block; needed with a
+            budget. Without a budget it only breaks ties (smaller wins).
+        head_params: Parameters of all task heads together.
+        method: ``'exact'``, ``'beam'`` or ``'auto'`` (exact for at most
+            ``EXACT_MAX_TASKS`` tasks, else beam).
+        top_n: Partial trees the beam search keeps per block.
+
+    Returns:
+        ``(branches, cost)``: the tree (one partition per block, groups in task
+        order) and its cost C = sum_l C_clustering^l + alpha * C_complexity^l.
+
+    Raises:
+        ValueError: on a bad affinity, pools, alpha or method, or a budget
+            that no tree fits.
+    """
+    tasks = list(tasks)
+    aff = check_affinity(affinity, tasks)
+    num_blocks, n = aff.shape[0], len(tasks)
+    pools = check_pools(pools, num_blocks)
+    alpha = check_alpha(alpha)
+    if method not in ('auto', 'exact', 'beam'):
+        raise ValueError(
+            f"method must be 'auto', 'exact' or 'beam', got {method!r}")
+    top_n = _check_int('top_n', top_n, 1)
+    head_params = _check_int('head_params', head_params)
+    if block_params is not None:
+        block_params = list(block_params)
+        if len(block_params) != num_blocks:
+            raise ValueError(
+                f'block_params has {len(block_params)} entries but the '
+                f'affinity has {num_blocks} blocks')
+        block_params = [
+            _check_int(f'block_params[{b}]', v)
+            for b, v in enumerate(block_params)]
+    enc_budget = None
+    if budget is not None:
+        budget = _check_int('budget', budget)
+        if block_params is None:
+            raise ValueError(
+                'a budget needs block_params (the parameters of one copy of '
+                'each block) to count the parameters of a tree')
+        floor = count_tree_params(all_shared(tasks, num_blocks),
+                                  block_params, head_params)
+        if budget < floor:
+            raise ValueError(
+                f'no tree fits the budget of {budget:,} parameters: the '
+                f'smallest tree, all blocks shared, has {floor:,} '
+                f'({floor - head_params:,} in the encoder + {head_params:,} '
+                f'in the heads)')
+        enc_budget = budget - head_params
+    weights = block_params if block_params is not None else [1] * num_blocks
+    prob = _Problem(aff, pools, alpha, weights, enc_budget)
+    if method == 'auto':
+        method = 'exact' if n <= EXACT_MAX_TASKS else 'beam'
+    if method == 'exact':
+        parts, _ = _exact(prob)
+    else:
+        parts, _ = _beam(prob, top_n)
+    branches = _to_branches(parts, tasks)
+    return branches, tree_cost(branches, aff, tasks, pools, alpha)
+
+
+def alpha_sweep(affinity,
+                tasks: Sequence[str],
+                pools: Sequence[int],
+                alphas: Optional[Sequence[float]] = None,
+                block_params: Optional[Sequence[int]] = None,
+                head_params: int = 0,
+                method: str = 'auto',
+                top_n: int = 3,
+                num: int = 25) -> List[dict]:
+    """The distinct trees chosen over a range of alpha: the trade-off curve.
+
+    Args:
+        alphas: The values to try. By default 0 and ``num`` log-spaced values
+            up to :func:`all_shared_alpha`, from which on the all-shared tree
+            is optimal.
+        Others: as in :func:`search_tree`.
+
+    Returns:
+        One dict per distinct tree, from the largest to the smallest alpha
+        range: ``alpha_min``, ``alpha_max`` (the alphas tried that chose it),
+        ``branches``, ``params`` (None without ``block_params``),
+        ``clustering`` (total clustering cost), ``complexity``
+        (total complexity cost), ``num_groups`` (groups summed over blocks).
+    """
+    tasks = list(tasks)
+    aff = check_affinity(affinity, tasks)
+    if alphas is None:
+        top = all_shared_alpha(aff, tasks)
+        alphas = [0.0]
+        if top > 0:
+            alphas += list(np.geomspace(top * 1e-4, top, num))
+    rows: List[dict] = []
+    for a in sorted(float(x) for x in alphas):
+        branches, _ = search_tree(
+            aff, tasks, pools, alpha=a, block_params=block_params,
+            head_params=head_params, method=method, top_n=top_n)
+        if rows and rows[-1]['branches'] == branches:
+            rows[-1]['alpha_max'] = a
+            continue
+        bd = tree_cost_breakdown(branches, aff, tasks, pools, a)
+        rows.append(dict(
+            alpha_min=a,
+            alpha_max=a,
+            branches=branches,
+            params=(count_tree_params(branches, block_params, head_params)
+                    if block_params is not None else None),
+            clustering=bd['clustering_total'],
+            complexity=bd['complexity_total'],
+            num_groups=sum(len(p) for p in branches)))
+    return rows

@@ -1,0 +1,3 @@
+from .io import dump_json_atomic, write_text_atomic
+
+__all__ = ['dump_json_atomic', 'write_text_atomic']

@@ -1,0 +1,32 @@
+import os
+import os.path as osp
+
+import pytest
+
+# keep the 2-core CI machine responsive when tests run torch
+os.environ.setdefault('OMP_NUM_THREADS', '2')
+
+import branched_mtl  # noqa: E402,F401  (compat first)
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+MULTIDIGITS = osp.join(ROOT, 'configs', 'multidigits')
+
+
+def tiny_options(work_dir: str, iters: int = 4, ckpt_interval: int = 2,
+                 samples: int = 32) -> list:
+    """--cfg-options that shrink a MultiDigits config to a few seconds."""
+    return [
+        f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+        f'default_hooks.checkpoint.interval={ckpt_interval}',
+        'default_hooks.logger.interval=1',
+        f'train_dataloader.dataset.num_samples={samples}',
+        'train_dataloader.batch_size=8',
+        'val_dataloader.dataset.num_samples=16',
+        'test_dataloader.dataset.num_samples=16',
+        f'param_scheduler.0.end={iters}',
+    ]
+
+
+@pytest.fixture
+def root() -> str:
+    return ROOT
