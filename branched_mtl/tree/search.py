@@ -29,22 +29,29 @@ from .branches import Branches, all_shared, count_tree_params
 from .cost import (all_shared_alpha, check_affinity, check_alpha, check_pools,
                    tree_cost, tree_cost_breakdown)
 
-__all__ = ['search_tree', 'alpha_sweep', 'EXACT_MAX_TASKS', 'group_affinity']
+__all__ = [
+    'search_tree', 'alpha_sweep', 'group_affinity', 'EXACT_MAX_TASKS',
+    'EXACT_MAX_TASKS_BUDGET'
+]
 
 # 'auto' uses the exact search up to this many tasks. Measured on the 2-core
-# CPU (tools/analysis/benchmark_tree_search.py): N = 7, L = 13 takes ~0.1 s
-# without and ~1 s with a budget; N = 8 takes ~1 s / ~10 s.
-EXACT_MAX_TASKS = 7
+# CPU (docs/benchmarks_tree.md), L = 13 blocks: N = 8 takes ~0.3 s, N = 9
+# ~2 s; with a budget (a Pareto front per partition) N = 7 ~0.3 s, N = 8
+# ~2.5 s, N = 9 ~17 s.
+EXACT_MAX_TASKS = 8
+EXACT_MAX_TASKS_BUDGET = 7
 
 # Costs are sums of floats accumulated in different orders: treat nearer
 # values as a tie, broken in favour of the smaller network.
 _EPS = 1e-9
+# k-means restarts per spectral clustering. sklearn's default is 10; on
+# CelebA-sized random cases 3 found trees as cheap (sometimes cheaper: the
+# beam is greedy) in a third of the time (docs/benchmarks_tree.md).
+_KMEANS_N_INIT = 3
 # Spectral clustering needs a connected graph with non-negative weights.
 _MIN_GROUP_AFFINITY = 1e-6
 
 Partition = Tuple[int, ...]
-_ASSIGN = 'km'
-_NINIT = 3
 
 
 def _lowbit(mask: int) -> int:
@@ -162,7 +169,7 @@ class _Problem:
         return parts
 
     def _spectral_labels(self, l: int, groups: Partition,
-                         m: int) -> np.ndarray:
+                         m: int) -> List[np.ndarray]:
         # The steps of sklearn's SpectralClustering(affinity='precomputed',
         # n_clusters=m): embed with the m first eigenvectors of the normalised
         # Laplacian, then k-means. The eigenvectors do not depend on m, so
@@ -172,16 +179,13 @@ class _Problem:
         if emb is None:
             emb = self._embed(l, groups)
             self._embedding[(l, groups)] = emb
-        out = []
-        if _ASSIGN in ('qr', 'both'):
-            from sklearn.cluster._spectral import cluster_qr
-            out.append(cluster_qr(emb[:, :m]))
-        if _ASSIGN != 'qr':
-            _, labels, _ = k_means(emb[:, :m], m, random_state=0, n_init=_NINIT)
-            if len(set(labels.tolist())) != m:
-                labels = self._sklearn_labels(l, groups, m)
-            out.append(labels)
-        return out
+        _, labels, _ = k_means(
+            emb[:, :m], m, random_state=0, n_init=_KMEANS_N_INIT)
+        if len(set(labels.tolist())) != m:
+            # k-means may leave a cluster empty on a degenerate embedding;
+            # sklearn's own estimator then decides.
+            labels = self._sklearn_labels(l, groups, m)
+        return [labels]
 
     def _affinity_of(self, l: int, groups: Partition) -> np.ndarray:
         return group_affinity(self.aff[l], [_members(g) for g in groups])
@@ -338,6 +342,15 @@ def _unroll(chain, parts: Optional[List[Partition]] = None) -> list:
 
 # -- beam -------------------------------------------------------------------
 def _beam(prob: _Problem, top_n: int) -> Tuple[list, float]:
+    from threadpoolctl import threadpool_limits
+
+    # k-means on <= N points gains nothing from threads, and OpenMP workers
+    # spin-waiting on a busy machine made the search 4x slower.
+    with threadpool_limits(limits=1, user_api='openmp'):
+        return _beam_search(prob, top_n)
+
+
+def _beam_search(prob: _Problem, top_n: int) -> Tuple[list, float]:
     n, num_blocks = prob.num_tasks, prob.num_blocks
     # (cost, size, chain, partition at the shallowest decided block); the
     # deepest block starts from the single tasks.
@@ -360,7 +373,7 @@ def _beam(prob: _Problem, top_n: int) -> Tuple[list, float]:
                 if c0 + prob.complexity(l, m) > nth_best() + _EPS:
                     break
                 for part in prob.candidates(l, groups, m):
-                    # cluster_qr may leave a label unused: count real groups.
+                    # Count the groups formed, in case a label went unused.
                     s = s0 + len(part) * w
                     c = c0 + prob.block_cost(l, part)
                     # Partial trees with the same partition at block l have
@@ -412,7 +425,8 @@ def search_tree(affinity,
             budget. Without a budget it only breaks ties (smaller wins).
         head_params: Parameters of all task heads together.
         method: ``'exact'``, ``'beam'`` or ``'auto'`` (exact for at most
-            ``EXACT_MAX_TASKS`` tasks, else beam).
+            ``EXACT_MAX_TASKS`` tasks, ``EXACT_MAX_TASKS_BUDGET`` with a
+            budget, else beam).
         top_n: Partial trees the beam search keeps per block.
 
     Returns:
@@ -461,7 +475,8 @@ def search_tree(affinity,
     weights = block_params if block_params is not None else [1] * num_blocks
     prob = _Problem(aff, pools, alpha, weights, enc_budget)
     if method == 'auto':
-        method = 'exact' if n <= EXACT_MAX_TASKS else 'beam'
+        limit = EXACT_MAX_TASKS if budget is None else EXACT_MAX_TASKS_BUDGET
+        method = 'exact' if n <= limit else 'beam'
     if method == 'exact':
         parts, _ = _exact(prob)
     else:

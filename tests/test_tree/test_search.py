@@ -1,0 +1,235 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from branched_mtl.tree import (all_shared, all_shared_alpha, alpha_sweep,
+                               count_tree_params, fully_separate, search_tree,
+                               tree_cost, tree_cost_breakdown,
+                               validate_branches)
+
+
+def rand_aff(n, num_blocks, rng):
+    a = rng.random((num_blocks, n, n))
+    a = (a + a.transpose(0, 2, 1)) / 2
+    for l in range(num_blocks):
+        np.fill_diagonal(a[l], 1.0)
+    return a
+
+
+def partitions(items):
+    """All set partitions of a list (independent of the search's code)."""
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for p in partitions(rest):
+        yield [[first]] + p
+        for k in range(len(p)):
+            yield p[:k] + [[first] + p[k]] + p[k + 1:]
+
+
+def refines(fine, coarse):
+    return all(any(set(g) <= set(c) for c in coarse) for g in fine)
+
+
+def all_trees(tasks, num_blocks):
+    parts = list(partitions(list(tasks)))
+
+    def rec(prefix):
+        if len(prefix) == num_blocks:
+            yield list(prefix)
+            return
+        for p in parts:
+            if not prefix or refines(p, prefix[-1]):
+                yield from rec(prefix + [p])
+
+    yield from rec([])
+
+
+def brute_force(aff, tasks, pools, alpha, block_params=None, budget=None):
+    best = None
+    for t in all_trees(tasks, len(pools)):
+        if budget is not None and count_tree_params(t, block_params) > budget:
+            continue
+        c = tree_cost(t, aff, tasks, pools, alpha)
+        if best is None or c < best:
+            best = c
+    return best
+
+
+def test_brute_force_enumerator_counts():
+    # Bell numbers, and the number of 2-block trees of 3 tasks
+    # (e^(e^(e^x - 1) - 1) series): guards the reference itself.
+    assert [len(list(partitions(list(range(n))))) for n in range(1, 6)] == \
+        [1, 2, 5, 15, 52]
+    assert len(list(all_trees('abc', 2))) == 12
+    assert len(list(all_trees('abcd', 2))) == 60
+
+
+CASES = [(n, num_blocks, alpha, seed)
+         for seed, (n, num_blocks) in enumerate(
+             [(2, 3), (3, 1), (3, 4), (4, 2), (4, 3), (4, 4)])
+         for alpha in (0.02, 0.3)]
+
+
+@pytest.mark.parametrize('n, num_blocks, alpha, seed', CASES)
+def test_exact_equals_brute_force_and_beam_never_beats_it(
+        n, num_blocks, alpha, seed):
+    rng = np.random.default_rng(seed)
+    tasks = [f't{i}' for i in range(n)]
+    aff = rand_aff(n, num_blocks, rng)
+    pools = sorted(rng.integers(0, 3, num_blocks).tolist(), reverse=True)
+    branches, cost = search_tree(aff, tasks, pools, alpha, method='exact')
+    assert validate_branches(branches, tasks, num_blocks) == branches
+    assert cost == pytest.approx(tree_cost(branches, aff, tasks, pools,
+                                           alpha))
+    assert cost == pytest.approx(brute_force(aff, tasks, pools, alpha))
+    for top_n in (1, 3):
+        b2, c2 = search_tree(aff, tasks, pools, alpha, method='beam',
+                             top_n=top_n)
+        assert validate_branches(b2, tasks, num_blocks) == b2
+        assert c2 == pytest.approx(tree_cost(b2, aff, tasks, pools, alpha))
+        assert c2 >= cost - 1e-9
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_budget_exact_equals_brute_force_and_is_respected(seed):
+    rng = np.random.default_rng(100 + seed)
+    n, num_blocks = 4, 3
+    tasks = list('abcd')
+    aff = rand_aff(n, num_blocks, rng)
+    pools = [2, 1, 0]
+    block_params = rng.integers(10, 100, num_blocks).tolist()
+    head = 7
+    floor = sum(block_params) + head
+    top = n * sum(block_params) + head
+    for budget in (floor, int(rng.integers(floor, top)), top):
+        alpha = float(rng.choice([0.0, 0.01]))
+        for method in ('exact', 'beam'):
+            b, c = search_tree(aff, tasks, pools, alpha, budget=budget,
+                               block_params=block_params, head_params=head,
+                               method=method)
+            assert validate_branches(b, tasks, num_blocks) == b
+            assert count_tree_params(b, block_params, head) <= budget
+            if method == 'exact':
+                ref = brute_force(aff, tasks, pools, alpha, block_params,
+                                  budget - head)
+                assert c == pytest.approx(ref)
+        if budget == floor:
+            assert b == all_shared(tasks, num_blocks)
+
+
+def test_budget_beam_at_celeba_scale_is_respected():
+    rng = np.random.default_rng(7)
+    n, num_blocks = 12, 5
+    tasks = [f't{i}' for i in range(n)]
+    aff = rand_aff(n, num_blocks, rng)
+    block_params = [100, 200, 400, 800, 1600]
+    for budget in (3100, 6000, 20000):
+        b, _ = search_tree(aff, tasks, [4, 3, 2, 1, 0], 0.0, budget=budget,
+                           block_params=block_params, head_params=0,
+                           method='auto')
+        assert validate_branches(b, tasks, num_blocks) == b
+        assert count_tree_params(b, block_params) <= budget
+
+
+@pytest.mark.parametrize('n, method', [(4, 'exact'), (4, 'beam'),
+                                       (10, 'auto')])
+def test_alpha_extremes(n, method):
+    rng = np.random.default_rng(n)
+    tasks = [f't{i}' for i in range(n)]
+    aff = rand_aff(n, 3, rng)
+    pools = [2, 1, 0]
+    b, c = search_tree(aff, tasks, pools, 0.0, method=method)
+    assert b == fully_separate(tasks, 3)
+    assert c == 0.0
+    big = all_shared_alpha(aff, tasks) + 1e-3
+    b, c = search_tree(aff, tasks, pools, big, method=method)
+    assert b == all_shared(tasks, 3)
+    assert c == pytest.approx(all_shared_alpha(aff, tasks))
+
+
+def test_exact_finds_planted_groups():
+    # Two clear families at every block. With alpha = 0.1 two branches cost
+    # (0.1 + 0.1) / 2 + 0.1 = 0.2, beating three (0.1 / 3 + 0.2), one (0.9)
+    # and five (0.4).
+    tasks = ['a1', 'a2', 'a3', 'b1', 'b2']
+    fam = np.array([0, 0, 0, 1, 1])
+    a = np.where(fam[:, None] == fam[None, :], 0.9, 0.1)
+    aff = np.stack([a, a, a])
+    for method in ('exact', 'beam'):
+        b, _ = search_tree(aff, tasks, [0, 0, 0], 0.1, method=method)
+        assert b == [[['a1', 'a2', 'a3'], ['b1', 'b2']]] * 3
+
+
+def test_alpha_sweep_is_a_tradeoff_curve():
+    rng = np.random.default_rng(3)
+    tasks = list('abcde')
+    aff = rand_aff(5, 3, rng)
+    pools = [2, 1, 0]
+    rows = alpha_sweep(aff, tasks, pools, block_params=[1, 2, 4],
+                       method='exact')
+    assert rows[0]['branches'] == fully_separate(tasks, 3)
+    assert rows[0]['clustering'] == 0.0
+    assert rows[-1]['branches'] == all_shared(tasks, 3)
+    assert len(rows) >= 3
+    # The optimum's complexity can only fall as alpha grows, and its
+    # clustering cost only rise.
+    for r0, r1 in zip(rows, rows[1:]):
+        assert r0['alpha_max'] < r1['alpha_min']
+        assert r1['complexity'] <= r0['complexity'] + 1e-9
+        assert r1['clustering'] >= r0['clustering'] - 1e-9
+        assert r0['branches'] != r1['branches']
+    for r in rows:
+        bd = tree_cost_breakdown(r['branches'], aff, tasks, pools, 0.0)
+        assert r['clustering'] == pytest.approx(bd['clustering_total'])
+        assert r['params'] == count_tree_params(r['branches'], [1, 2, 4])
+
+
+def test_search_errors():
+    tasks = list('abc')
+    aff = rand_aff(3, 2, np.random.default_rng(0))
+    with pytest.raises(ValueError,
+                       match=r'no tree fits the budget of 29 parameters: the '
+                       r'smallest tree, all blocks shared, has 35 \(30 in the '
+                       r'encoder \+ 5 in the heads\)'):
+        search_tree(aff, tasks, [1, 0], budget=29, block_params=[10, 20],
+                    head_params=5)
+    with pytest.raises(ValueError, match='a budget needs block_params'):
+        search_tree(aff, tasks, [1, 0], budget=100)
+    with pytest.raises(ValueError, match='block_params has 1 entries'):
+        search_tree(aff, tasks, [1, 0], budget=100, block_params=[10])
+    with pytest.raises(ValueError, match='method must be'):
+        search_tree(aff, tasks, [1, 0], method='greedy')
+    with pytest.raises(ValueError, match='top_n must be an int >= 1'):
+        search_tree(aff, tasks, [1, 0], method='beam', top_n=0)
+    with pytest.raises(ValueError, match='alpha must be'):
+        search_tree(aff, tasks, [1, 0], alpha=-1)
+    bad = aff.copy()
+    bad[1, 0, 2] = 0.99
+    with pytest.raises(ValueError, match='not symmetric'):
+        search_tree(bad, tasks, [1, 0])
+    with pytest.raises(ValueError, match='pools has 3 entries'):
+        search_tree(aff, tasks, [2, 1, 0])
+
+
+def test_ties_prefer_the_smaller_tree():
+    # a and b are identical (affinity 1): merging them costs nothing, so with
+    # alpha = 0 both trees are optimal and the smaller must be chosen.
+    tasks = ['a', 'b', 'c']
+    a = np.array([[1, 1, .2], [1, 1, .3], [.2, .3, 1]])
+    for method in ('exact', 'beam'):
+        b, c = search_tree(np.stack([a, a]), tasks, [1, 0], 0.0,
+                           method=method)
+        assert c == 0.0
+        assert b == [[['a', 'b'], ['c']]] * 2
+
+
+def test_itertools_reference_agrees_on_partition_count():
+    # cross-check the reference partitions against itertools on 4 items
+    items = list(range(4))
+    labelings = {tuple(sorted(tuple(i for i in items if lab[i] == k)
+                              for k in set(lab)))
+                 for lab in itertools.product(range(4), repeat=4)}
+    assert len(labelings) == len(list(partitions(items)))
