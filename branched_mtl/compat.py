@@ -9,7 +9,10 @@ Imported by ``branched_mtl/__init__.py`` before anything from mmseg:
 2. torch >= 2.6 loads checkpoints with ``weights_only=True``; mmengine's
    checkpoints hold a few non-tensor types (message hub, history buffers,
    numpy scalars). They are allow-listed, so resume works while a checkpoint
-   still cannot run code.
+   still cannot run code. A history buffer also pickled its statistics
+   functions through ``builtins.getattr``, which must never be allow-listed
+   (it reaches any attribute of any allowed type); those functions are
+   class-level and registered at import, so they are left out of the state.
 """
 import importlib.util
 import os.path as osp
@@ -67,27 +70,30 @@ def _allow_mmengine_checkpoint_types() -> None:
     import torch
     from mmengine.logging import HistoryBuffer, MessageHub
 
-    safe = [HistoryBuffer, MessageHub]
-    # numpy scalars and arrays that the message hub and metrics hold
-    safe += [np.dtype, np.ndarray, np.core.multiarray._reconstruct] \
-        if hasattr(np, 'core') and hasattr(np.core, 'multiarray') else []
+    HistoryBuffer.__getstate__ = _history_buffer_getstate
+
     try:
         from numpy._core.multiarray import _reconstruct, scalar
-        safe += [_reconstruct, scalar]
     except ImportError:  # numpy 1.x
         from numpy.core.multiarray import _reconstruct, scalar
-        safe += [_reconstruct, scalar]
+    from collections import OrderedDict, defaultdict
+    # what mmengine's checkpoints hold besides tensors: the message hub with
+    # its history buffers, numpy arrays and scalars, config dicts
+    safe = [HistoryBuffer, MessageHub, OrderedDict, defaultdict, np.ndarray,
+            np.dtype, _reconstruct, scalar]
     safe += [type(np.dtype(t)) for t in (
         np.float64, np.float32, np.float16, np.int64, np.int32, np.bool_,
         np.uint8)]
-    from collections import OrderedDict, defaultdict
-    safe += [OrderedDict, defaultdict]
-    try:
-        from mmengine.config import ConfigDict
-        safe.append(ConfigDict)
-    except ImportError:
-        pass
+    from mmengine.config import ConfigDict
+    safe.append(ConfigDict)
     torch.serialization.add_safe_globals(safe)
+
+
+def _history_buffer_getstate(self) -> dict:
+    # mmengine's own __getstate__ adds ``statistics_methods`` (functions,
+    # pickled via getattr); __setstate__ already defaults it to {}.
+    return {k: v for k, v in self.__dict__.items()
+            if k != 'statistics_methods'}
 
 
 def setup() -> None:

@@ -12,7 +12,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from branched_mtl.utils import dump_json_atomic
+from branched_mtl.utils import dump_json_atomic, prepare_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -49,6 +49,7 @@ def main() -> None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    prepare_cpu_distributed(cfg)
     runner = (Runner.from_cfg(cfg)
               if 'runner_type' not in cfg else RUNNERS.build(cfg))
     metrics = runner.test()

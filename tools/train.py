@@ -14,6 +14,8 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from branched_mtl.utils import prepare_cpu_distributed
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a multi-task model')
@@ -63,6 +65,7 @@ def main() -> None:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = args.resume
+    prepare_cpu_distributed(cfg)
     runner = (Runner.from_cfg(cfg)
               if 'runner_type' not in cfg else RUNNERS.build(cfg))
     runner.train()

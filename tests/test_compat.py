@@ -1,0 +1,48 @@
+import pickle
+
+import pytest
+import torch
+
+import branched_mtl.compat  # noqa: F401
+
+
+def test_mmseg_imports_and_point_sample_runs():
+    import mmcv.ops
+    from mmseg.models import PSPHead  # noqa: F401
+    feats = torch.arange(16.).view(1, 1, 4, 4)
+    pts = torch.tensor([[[0.5, 0.5]]])
+    out = mmcv.ops.point_sample(feats, pts, align_corners=False)
+    assert out.shape == (1, 1, 1)
+
+
+def test_missing_compiled_op_fails_clearly_when_used():
+    import mmcv.ops
+    op = mmcv.ops.nms  # importing it must not fail (mmseg does so at import)
+    with pytest.raises(ModuleNotFoundError, match='mmcv.ops.nms needs'):
+        op(torch.zeros(1, 4), torch.zeros(1), 0.5)
+    with pytest.raises(AttributeError):
+        mmcv.ops.__wrapped__  # dunders stay AttributeError for inspect
+
+
+def test_mmengine_checkpoint_loads_with_weights_only(tmp_path):
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance('compat_test')
+    hub.update_scalar('train/loss', 1.5)
+    path = tmp_path / 'ckpt.pth'
+    torch.save(dict(message_hub=hub.state_dict(), state_dict={}), path)
+    loaded = torch.load(path, weights_only=True)
+    assert loaded['message_hub']['log_scalars']['train/loss'].current() == 1.5
+
+
+class Evil:
+
+    def __reduce__(self):
+        return (print, ('pwned', ))
+
+
+def test_weights_only_still_refuses_code(tmp_path):
+    path = tmp_path / 'evil.pth'
+    with open(path, 'wb') as f:
+        pickle.dump(Evil(), f)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)

@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from branched_mtl.evaluation import MultiTaskMetric, delta_m
+
+
+def test_delta_m_by_hand():
+    # +10% on a, -5% on b (lower is better: 21 vs ref 20 is 5% worse)
+    assert delta_m({'a': 55.0, 'b': 21.0}, {'a': 50.0, 'b': 20.0},
+                   lower_is_better=['b']) == pytest.approx((10 - 5) / 2)
+    with pytest.raises(KeyError, match="'c'"):
+        delta_m({'a': 1.0}, {'c': 1.0})
+    with pytest.raises(ValueError, match='is 0'):
+        delta_m({'a': 1.0}, {'a': 0.0})
+
+
+def sample(pred_a, gt_a, pred_b, gt_b):
+    return {
+        'a': dict(pred_score=torch.tensor(pred_a), gt_label=torch.tensor([gt_a])),
+        'b': dict(pred_score=torch.tensor(pred_b), gt_label=torch.tensor([gt_b])),
+    }
+
+
+def test_metric_reports_every_task_and_delta_m():
+    metric = MultiTaskMetric(
+        task_metrics=dict(a=dict(type='mmpretrain.Accuracy'),
+                          b=[dict(type='Accuracy')]),
+        reference=dict(a=50.0, b=100.0))
+    metric.process(None, [
+        sample([0.9, 0.1], 0, [0.2, 0.8], 1),
+        sample([0.9, 0.1], 1, [0.2, 0.8], 0),
+        sample([0.1, 0.9], 1, [0.2, 0.8], 1),
+        sample([0.1, 0.9], 1, [0.2, 0.8], 1),
+    ])
+    out = metric.evaluate(4)
+    assert out['a/accuracy/top1'] == pytest.approx(75.0)
+    assert out['b/accuracy/top1'] == pytest.approx(75.0)
+    assert out['delta_m'] == pytest.approx(((75 - 50) / 50 - 0.25) / 2 * 100)
+
+
+def test_unknown_reference_task():
+    with pytest.raises(ValueError, match="unknown task"):
+        MultiTaskMetric(task_metrics=dict(a=dict(type='Accuracy')),
+                        reference=dict(z=1.0))
