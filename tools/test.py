@@ -5,14 +5,13 @@
 """
 import argparse
 import os
-import os.path as osp
 
 import branched_mtl  # noqa: F401
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import DictAction
+from mmengine.dist import get_rank
 
-from branched_mtl.utils import dump_json_atomic, prepare_cpu_distributed
+from branched_mtl.apis.runner import evaluate, load_config
+from branched_mtl.utils import dump_json_atomic
 
 
 def parse_args() -> argparse.Namespace:
@@ -35,26 +34,14 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    for path, what in ((args.config, 'config'), (args.checkpoint,
-                                                 'checkpoint')):
-        if not osp.isfile(path):
-            raise SystemExit(f'{what} file not found: {path}')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
-    prepare_cpu_distributed(cfg)
-    runner = (Runner.from_cfg(cfg)
-              if 'runner_type' not in cfg else RUNNERS.build(cfg))
-    metrics = runner.test()
-    if args.out and runner.rank == 0:
-        dump_json_atomic({k: float(v) for k, v in metrics.items()}, args.out)
+    try:
+        cfg = load_config(args.config, args.work_dir, args.cfg_options,
+                          args.launcher)
+        metrics = evaluate(cfg, args.checkpoint)
+    except FileNotFoundError as e:
+        raise SystemExit(str(e))
+    if args.out and get_rank() == 0:
+        dump_json_atomic(metrics, args.out)
 
 
 if __name__ == '__main__':

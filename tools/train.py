@@ -4,17 +4,12 @@
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 """
 import argparse
-import logging
 import os
-import os.path as osp
 
 import branched_mtl  # noqa: F401  (compat before mmseg; registers our types)
-from mmengine.config import Config, DictAction
-from mmengine.logging import print_log
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import DictAction
 
-from branched_mtl.utils import prepare_cpu_distributed
+from branched_mtl.apis.runner import load_config, train
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,33 +37,12 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if not osp.isfile(args.config):
-        raise SystemExit(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    # work_dir: CLI > config > config file name
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-    if args.amp:
-        if cfg.optim_wrapper.type == 'AmpOptimWrapper':
-            print_log('AMP training is already enabled in your config.',
-                      logger='current', level=logging.WARNING)
-        elif cfg.optim_wrapper.type != 'OptimWrapper':
-            raise SystemExit('--amp needs optim_wrapper.type OptimWrapper, '
-                             f'got {cfg.optim_wrapper.type}')
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
-    cfg.resume = args.resume
-    prepare_cpu_distributed(cfg)
-    runner = (Runner.from_cfg(cfg)
-              if 'runner_type' not in cfg else RUNNERS.build(cfg))
-    runner.train()
+    try:
+        cfg = load_config(args.config, args.work_dir, args.cfg_options,
+                          args.launcher, args.amp, args.resume)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(str(e))
+    train(cfg)
 
 
 if __name__ == '__main__':
