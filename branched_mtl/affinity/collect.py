@@ -6,7 +6,9 @@ Every training run whose work dir contains an ``affinity_probe/`` folder
 * ``meta.json``: ``{"tasks": [...], "splits": [...], "sample_indices":
   [K ints], "recombination": null | {"target", "source", "split"}}``, where
   ``split`` = l is the number of frozen bottom blocks (1..L), i.e. the run
-  measures the split named ``splits[l - 1]``;
+  measures the split named ``splits[l - 1]``; ``target`` null means every
+  task of the run is a target (all recombined networks of one (source,
+  split) trained together on a shared frozen bottom);
 * ``losses.npy``: (len(tasks), K) per-sample losses;
 * ``features/<task>/<split>.npy``: (K, ...) features at each split.
 
@@ -56,18 +58,28 @@ class ProbeRun:
         splits: split names, shallow to deep.
         sample_indices: the K held-out sample indices.
         recombination: ``None`` or ``(target, source, split)`` with split
-            the number of frozen bottom blocks (1..L).
+            the number of frozen bottom blocks (1..L); ``target`` is None
+            when every task of the run is a target.
     """
     run_dir: str
     probe_dir: str
     tasks: Tuple[str, ...]
     splits: Tuple[str, ...]
     sample_indices: Tuple[int, ...]
-    recombination: Optional[Tuple[str, str, int]]
+    recombination: Optional[Tuple[Optional[str], str, int]]
 
     @property
     def num_samples(self) -> int:
         return len(self.sample_indices)
+
+    @property
+    def recombined(self) -> List[Tuple[str, str, int]]:
+        """The (target, source, split) combinations the run measures."""
+        if self.recombination is None:
+            return []
+        target, source, split = self.recombination
+        targets = list(self.tasks) if target is None else [target]
+        return [(t, source, split) for t in targets]
 
     def losses(self) -> np.ndarray:
         """Load ``losses.npy``.
@@ -153,7 +165,8 @@ def read_probe(run_dir: PathLike) -> ProbeRun:
                              '{"target", "source", "split"}, got '
                              f'{rec!r}')
         target, source, split = rec['target'], rec['source'], rec['split']
-        if not (isinstance(target, str) and isinstance(source, str)):
+        if not ((target is None or isinstance(target, str))
+                and isinstance(source, str)):
             raise ValueError(f'{path}: recombination target/source must be '
                              f'task names, got {rec!r}')
         if (not isinstance(split, int) or isinstance(split, bool)
@@ -161,7 +174,7 @@ def read_probe(run_dir: PathLike) -> ProbeRun:
             raise ValueError(f'{path}: recombination split must be an int in '
                              f'1..{len(splits)} (number of frozen blocks), '
                              f'got {split!r}')
-        if target not in tasks:
+        if target is not None and target not in tasks:
             raise ValueError(f'{path}: recombination target {target!r} is '
                              f'not among the run\'s tasks {list(tasks)}')
         rec = (target, source, split)
@@ -221,7 +234,7 @@ def _task_order(runs: Sequence[ProbeRun],
     for run in sorted(runs, key=lambda r: r.run_dir):
         names = list(run.tasks)
         if run.recombination is not None:
-            names += [run.recombination[0], run.recombination[1]]
+            names += [n for n in run.recombination[:2] if n is not None]
         for name in names:
             if name not in appearing:
                 appearing.append(name)
@@ -353,13 +366,13 @@ def collect_tournament(run_dirs: Iterable[PathLike],
                                  f'{single[task].run_dir} and {run.run_dir}')
             single[task] = run
         else:
-            key = run.recombination
-            if key in explicit:
-                raise ValueError(
-                    f'duplicate runs for target={key[0]}, source={key[1]}, '
-                    f'split={key[2]}: {explicit[key].run_dir} and '
-                    f'{run.run_dir}')
-            explicit[key] = run
+            for key in run.recombined:
+                if key in explicit:
+                    raise ValueError(
+                        f'duplicate runs for target={key[0]}, '
+                        f'source={key[1]}, split={key[2]}: '
+                        f'{explicit[key].run_dir} and {run.run_dir}')
+                explicit[key] = run
     if not explicit:
         raise ValueError('no recombined runs (all runs have recombination '
                          'null); the tournament needs Step 2 runs')
