@@ -40,18 +40,23 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_step(fn: Callable[[], torch.Tensor], device: str, repeats: int,
-              warmup: int = 3) -> float:
-    """Median seconds of one forward+backward of ``fn``."""
-    times = []
+def time_steps(fns: Dict[str, Callable[[], torch.Tensor]], device: str,
+               repeats: int, warmup: int = 3) -> Dict[str, float]:
+    """Median seconds of one forward+backward of each function.
+
+    The functions are timed in interleaved rounds, so that load from other
+    processes on a shared machine hits all of them alike.
+    """
+    times: Dict[str, List[float]] = {k: [] for k in fns}
     for i in range(warmup + repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn().backward()
-        _sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            _sync(device)
+            start = time.perf_counter()
+            fn().backward()
+            _sync(device)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def encoder_step(enc: BranchedEncoder, x: torch.Tensor) -> Callable:
@@ -63,24 +68,23 @@ def encoder_step(enc: BranchedEncoder, x: torch.Tensor) -> Callable:
     return step
 
 
-def ideal_time(enc: BranchedEncoder, x: torch.Tensor, device: str,
-               repeats: int) -> float:
-    """Sum of the step times of the tree's unique nodes, each run alone."""
+def node_steps(enc: BranchedEncoder, x: torch.Tensor) -> Dict[str, Callable]:
+    """One step function per unique node of the tree, on its real input."""
     with torch.no_grad():
         inputs: List[torch.Tensor] = []
         h = x
         for b in range(enc.num_blocks):
             inputs.append(h)
             h = enc.nodes[b][0](h)
-    total = 0.0
+    fns = {}
     for b, level in enumerate(enc.nodes):
-        # the first block's input is the image; later inputs need grad as in
-        # the full network (their backward reaches the block below)
+        # later inputs need grad as in the full network (their backward
+        # reaches the block below); the image does not
         inp = inputs[b].detach().requires_grad_(b > 0)
-        for node in level:
-            total += time_step(lambda n=node, i=inp: n(i).float().mean(),
-                               device, repeats)
-    return total
+        for g, node in enumerate(level):
+            fns[f'node{b}.{g}'] = (
+                lambda n=node, i=inp: n(i).float().mean())
+    return fns
 
 
 def main() -> None:
@@ -97,15 +101,17 @@ def main() -> None:
     n = len(TASKS)
     trees = dict(branched=BRANCHED, all_shared=all_shared(TASKS, 5),
                  separate=fully_separate(TASKS, 5))
-    results: Dict[str, float] = {}
+    fns: Dict[str, Callable] = {}
+    encoders = {}
     for name, tree in trees.items():
-        enc = BranchedEncoder(backbone, TASKS, tree).to(args.device).train()
-        results[name] = time_step(encoder_step(enc, x), args.device,
-                                  args.repeats)
-        if name == 'branched':
-            results['ideal'] = ideal_time(enc, x, args.device, args.repeats)
-            params = enc.tree_params()
-        del enc
+        encoders[name] = BranchedEncoder(backbone, TASKS, tree).to(
+            args.device).train()
+        fns[name] = encoder_step(encoders[name], x)
+    fns.update(node_steps(encoders['branched'], x))
+    params = encoders['branched'].tree_params()
+    timed = time_steps(fns, args.device, args.repeats)
+    results = {k: timed[k] for k in trees}
+    results['ideal'] = sum(v for k, v in timed.items() if k.startswith('node'))
     print(f'backbone {args.backbone}, input {args.batch}x3x{args.size[0]}x'
           f'{args.size[1]}, device {args.device}, {n} tasks, '
           f'branched tree params {params / 1e6:.2f}M')
