@@ -18,6 +18,15 @@ def _is_decode_head(head: nn.Module) -> bool:
     return isinstance(head, BaseDecodeHead)
 
 
+def _crop_to_image(logit: Tensor, meta: dict) -> Tensor:
+    """Drop the batch padding (bottom / right) of one sample's output."""
+    img_shape = meta.get('img_shape')
+    if img_shape is None or isinstance(img_shape, torch.Size):
+        return logit
+    h, w = int(img_shape[0]), int(img_shape[1])
+    return logit[..., :h, :w]
+
+
 @MODELS.register_module()
 class MultiTaskHead(BaseModule):
     """One stock head per task, each fed its own task's feature tuple.
@@ -125,7 +134,12 @@ class MultiTaskHead(BaseModule):
                 logits = head.predict(feats[task], metas, None)
                 samples = [s if s is not None else BaseDataElement()
                            for s in samples]
-                for sample, logit in zip(samples, logits):
+                for sample, logit, meta in zip(samples, logits, metas):
+                    logit = _crop_to_image(logit, meta)
+                    if hasattr(head, 'predict_fields'):
+                        # dense regression heads (depth, normals, ...)
+                        sample.set_data(head.predict_fields(logit))
+                        continue
                     sample.set_data(dict(seg_logits=PixelData(data=logit)))
                     pred = logit if logit.shape[0] == 1 else logit.argmax(
                         0, keepdim=True)

@@ -1,0 +1,3 @@
+from .dense_losses import DepthLoss, EdgeLoss, NormalLoss, OffsetLoss
+
+__all__ = ['DepthLoss', 'EdgeLoss', 'NormalLoss', 'OffsetLoss']
