@@ -1,0 +1,157 @@
+"""Loading transforms for the real data sets' dense targets.
+
+Each reads one official annotation file, validates it (readable, same size
+as the image, known ids) and registers the target in ``seg_fields`` (and
+``vector_fields`` / ``offset_fields``) so that every later geometric
+transform moves it with the image. Errors name the file and the sample.
+"""
+import json
+from typing import Optional
+
+import mmcv
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmengine import fileio
+
+from branched_mtl.registry import TRANSFORMS
+from .dense_transforms import add_dense_field
+
+# Cityscapes labelIds -> trainIds (cityscapesscripts' labels.py); others 255
+CITYSCAPES_TRAIN_IDS = {
+    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
+    23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18
+}
+CITYSCAPES_NUM_IDS = 34  # labelIds 0..33
+
+
+def _read(path: str, results: dict, what: str, backend_args=None,
+          flag: str = 'unchanged', channel_order: str = 'bgr') -> np.ndarray:
+    where = f'sample {results.get("sample_idx", "?")} ({results.get("img_path")})'
+    try:
+        data = fileio.get(path, backend_args=backend_args)
+    except (FileNotFoundError, OSError) as err:
+        raise FileNotFoundError(
+            f'{what} {path} of {where} cannot be read: {err}') from err
+    try:
+        arr = mmcv.imfrombytes(data, flag=flag, channel_order=channel_order,
+                               backend='cv2')
+    except Exception as err:  # noqa: BLE001 - decoders raise anything
+        raise ValueError(f'{what} {path} of {where} is corrupt: {err}') \
+            from err
+    if arr is None:
+        raise ValueError(f'{what} {path} of {where} is corrupt (cannot be '
+                         'decoded)')
+    img = results.get('img')
+    if img is not None and arr.shape[:2] != img.shape[:2]:
+        raise ValueError(f'{what} {path} of {where} is {arr.shape[:2]} but '
+                         f'the image is {img.shape[:2]}')
+    return arr
+
+
+@TRANSFORMS.register_module()
+class LoadCityscapesAnnotations(BaseTransform):
+    """Read Cityscapes' official annotations for the selected tasks.
+
+    - ``semseg``: ``*_gtFine_labelIds.png`` mapped to the 19 train ids
+      (other ids 255); an id above 33 is an error.
+    - ``depth``: ``*_disparity.png`` (``d = (p - 1) / 256``, ``p = 0``
+      invalid) converted to metres with the ``*_camera.json`` baseline and
+      focal length: ``depth = baseline * fx / d`` (0 where invalid).
+    - ``instance``: ``*_gtFine_instanceIds.png`` (ids >= 1000 are instances
+      of "thing" classes) to offsets ``(dx, dy)`` to each instance's centre.
+
+    Args:
+        tasks: Tasks to load (default: those in ``results['task_fields']``).
+        backend_args: mmengine file backend arguments.
+    """
+
+    def __init__(self, tasks: Optional[list] = None,
+                 backend_args: Optional[dict] = None) -> None:
+        self.tasks = tasks
+        self.backend_args = backend_args
+
+    def transform(self, results: dict) -> dict:
+        from branched_mtl.datasets.synthetic_scenes import instance_offsets
+        tasks = self.tasks or list(results.get('task_fields', {}))
+        results.setdefault('seg_fields', [])
+        where = f'sample {results.get("sample_idx", "?")}'
+        if 'semseg' in tasks:
+            path = results['seg_map_path']
+            ids = _read(path, results, 'label map', self.backend_args)
+            if ids.ndim != 2:
+                raise ValueError(f'label map {path} of {where} must be a '
+                                 f'single-channel png, got {ids.shape}')
+            if ids.max() >= CITYSCAPES_NUM_IDS:
+                raise ValueError(
+                    f'label map {path} of {where} has label id '
+                    f'{int(ids.max())}; Cityscapes labelIds are 0..33 (is it '
+                    'a labelTrainIds or color png?)')
+            lut = np.full(256, 255, np.uint8)
+            for label_id, train_id in CITYSCAPES_TRAIN_IDS.items():
+                lut[label_id] = train_id
+            results['gt_seg_map'] = lut[ids.astype(np.uint8)]
+            if 'gt_seg_map' not in results['seg_fields']:
+                results['seg_fields'].append('gt_seg_map')
+        if 'depth' in tasks:
+            path = results['disparity_path']
+            disp = _read(path, results, 'disparity map', self.backend_args)
+            if disp.ndim != 2 or disp.dtype != np.uint16:
+                raise ValueError(f'disparity map {path} of {where} must be a '
+                                 f'16-bit single-channel png, got '
+                                 f'{disp.dtype} {disp.shape}')
+            cam_path = results['camera_path']
+            try:
+                cam = json.loads(fileio.get_text(
+                    cam_path, backend_args=self.backend_args))
+                baseline = float(cam['extrinsic']['baseline'])
+                fx = float(cam['intrinsic']['fx'])
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                raise ValueError(f'camera file {cam_path} of {where} is '
+                                 f'missing or corrupt: {err!r}') from err
+            d = (disp.astype(np.float32) - 1.0) / 256.0
+            valid = (disp > 0) & (d > 0)
+            depth = np.zeros(disp.shape, np.float32)
+            depth[valid] = baseline * fx / d[valid]
+            add_dense_field(results, 'gt_depth_map', depth)
+        if 'instance' in tasks:
+            path = results['instance_path']
+            ids = _read(path, results, 'instance map', self.backend_args)
+            if ids.ndim != 2:
+                raise ValueError(f'instance map {path} of {where} must be '
+                                 f'single-channel, got {ids.shape}')
+            ids = ids.astype(np.int64)
+            add_dense_field(results, 'gt_offset_map',
+                            instance_offsets(np.where(ids >= 1000, ids, 0)),
+                            vector=True, offset=True)
+        return results
+
+
+@TRANSFORMS.register_module()
+class LoadNormalMap(BaseTransform):
+    """Read surface normals stored as an RGB png (``n = rgb / 127.5 - 1``,
+    x y z in the R G B channels; black = no normal).
+
+    Normals are re-normalised; pixels without one become the zero vector,
+    which losses and metrics leave out.
+
+    Args:
+        key: Results key of the file path.
+        backend_args: mmengine file backend arguments.
+    """
+
+    def __init__(self, key: str = 'normal_map_path',
+                 backend_args: Optional[dict] = None) -> None:
+        self.key = key
+        self.backend_args = backend_args
+
+    def transform(self, results: dict) -> dict:
+        path = results[self.key]
+        rgb = _read(path, results, 'normal map', self.backend_args,
+                    flag='color', channel_order='rgb')
+        valid = rgb.any(-1)
+        n = rgb.astype(np.float32) / 127.5 - 1.0
+        norm = np.linalg.norm(n, axis=-1, keepdims=True)
+        n = np.where(valid[..., None] & (norm > 0), n / np.maximum(norm, 1e-6),
+                     0).astype(np.float32)
+        add_dense_field(results, 'gt_normal_map', n, vector=True)
+        return results
