@@ -36,10 +36,12 @@ __all__ = [
 
 # 'auto' uses the exact search up to this many tasks. Measured on the 2-core
 # CPU (docs/benchmarks_tree.md), L = 13 blocks: N = 8 takes ~0.3 s, N = 9
-# ~2 s; with a budget (a Pareto front per partition) N = 7 ~0.3 s, N = 8
-# ~2.5 s, N = 9 ~17 s.
+# 1-3 s; with a budget (a Pareto front per partition) N = 7 ~0.2 s, N = 8
+# 2-5 s, N = 9 15-30 s.
 EXACT_MAX_TASKS = 8
 EXACT_MAX_TASKS_BUDGET = 7
+# Beyond this, method='exact' is refused: Bell(11) = 678570 partitions.
+EXACT_HARD_LIMIT = 10
 
 # Costs are sums of floats accumulated in different orders: treat nearer
 # values as a tie, broken in favour of the smaller network.
@@ -477,6 +479,11 @@ def search_tree(affinity,
     if method == 'auto':
         limit = EXACT_MAX_TASKS if budget is None else EXACT_MAX_TASKS_BUDGET
         method = 'exact' if n <= limit else 'beam'
+    if method == 'exact' and n > EXACT_HARD_LIMIT:
+        raise ValueError(
+            f"the exact search enumerates every partition of the tasks; "
+            f"{n} tasks are too many (at most {EXACT_HARD_LIMIT}): use "
+            f"method='beam'")
     if method == 'exact':
         parts, _ = _exact(prob)
     else:

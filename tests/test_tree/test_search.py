@@ -202,6 +202,9 @@ def test_search_errors():
         search_tree(aff, tasks, [1, 0], budget=100, block_params=[10])
     with pytest.raises(ValueError, match='method must be'):
         search_tree(aff, tasks, [1, 0], method='greedy')
+    with pytest.raises(ValueError, match='11 tasks are too many'):
+        search_tree(rand_aff(11, 1, np.random.default_rng(0)),
+                    [f't{i}' for i in range(11)], [0], method='exact')
     with pytest.raises(ValueError, match='top_n must be an int >= 1'):
         search_tree(aff, tasks, [1, 0], method='beam', top_n=0)
     with pytest.raises(ValueError, match='alpha must be'):
