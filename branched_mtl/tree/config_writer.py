@@ -96,7 +96,8 @@ def render_tree_config(base: str,
         if not isinstance(h, str) or not h.isprintable():
             raise ValueError(f'header lines must be printable, got {h!r}')
         lines.append(f'# {h}'.rstrip())
-    lines += [f'_base_ = {base!r}', 'model = dict(', '    encoder=dict(branches=[']
+    lines += [f'_base_ = {base!r}', 'model = dict(',
+              '    encoder=dict(branches=[']
     for b, partition in enumerate(branches):
         name = block_names[b] if block_names is not None else None
         note = f'  # {name}' if isinstance(name, str) and \

@@ -165,8 +165,9 @@ def tree_cost_breakdown(branches: Branches,
     Returns:
         dict with ``clustering`` (per-block C_clustering^l), ``complexity``
         (per-block C_complexity^l, not yet multiplied by alpha), ``block``
-        (per-block C_clustering^l + alpha * C_complexity^l), ``clustering_total``,
-        ``complexity_total`` and ``total`` (the tree's cost C).
+        (per-block C_clustering^l + alpha * C_complexity^l),
+        ``clustering_total``, ``complexity_total`` and ``total`` (the tree's
+        cost C).
     """
     aff = check_affinity(affinity, tasks)
     num_blocks = aff.shape[0]

@@ -147,7 +147,7 @@ class _Problem:
     # -- beam candidates ---------------------------------------------------
     def candidates(self, l: int, groups: Partition,
                    m: int) -> List[Partition]:
-        """The groups merged into m groups by spectral clustering at block l."""
+        """The groups merged into m groups by spectral clustering (block l)."""
         b = len(groups)
         if m == b:
             return [groups]

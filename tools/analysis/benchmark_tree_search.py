@@ -63,7 +63,8 @@ def celeba(alphas, seeds) -> None:
     tasks = [f'attr{i}' for i in range(n)]
     print(f'\n### Beam search, N = {n} tasks, L = {num_blocks} blocks, '
           f'top_n = 3\n')
-    print('| affinity seed | alpha | wall s | CPU s | cost | groups per block |')
+    print('| affinity seed | alpha | wall s | CPU s | cost | '
+          'groups per block |')
     print('| --- | --- | --- | --- | --- | --- |')
     # warm the imports (sklearn, scipy) outside the timings
     search_tree(family_affinity(6, 2, 0), tasks[:6], [1, 0], 0.1,
