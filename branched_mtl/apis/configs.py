@@ -22,7 +22,8 @@ from mmengine.config import Config, ConfigDict
 __all__ = [
     'config_tasks', 'single_task_config', 'recombined_config',
     'shared_bottom_config', 'add_affinity_hook', 'set_train_iters',
-    'set_data_fraction', 'disable_validation', 'resolve_tasks_arg'
+    'set_data_fraction', 'disable_validation', 'resolve_tasks_arg',
+    'encoder_block_names'
 ]
 
 _DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -153,15 +154,28 @@ def single_task_config(cfg: Config, task: str) -> Config:
     return _restrict(cfg, [task])
 
 
-def _check_split(cfg: Config, split: int) -> None:
+_BLOCKS_CACHE: Dict[str, List[str]] = {}
+
+
+def encoder_block_names(cfg: Config) -> List[str]:
+    """Block names of the config's encoder (built once per backbone)."""
     from branched_mtl.models.encoders.branched_encoder import describe_blocks
     enc = cfg.model.encoder
-    blocks = describe_blocks(enc.backbone, enc.get('granularity', 'stage'))
+    granularity = enc.get('granularity', 'stage')
+    key = repr((sorted(dict(enc.backbone).items(), key=str), granularity))
+    if key not in _BLOCKS_CACHE:
+        _BLOCKS_CACHE[key] = [
+            b.name for b in describe_blocks(enc.backbone, granularity)]
+    return list(_BLOCKS_CACHE[key])
+
+
+def _check_split(cfg: Config, split: int) -> None:
+    blocks = encoder_block_names(cfg)
     if (not isinstance(split, (int, np.integer)) or isinstance(split, bool)
             or not 1 <= split <= len(blocks)):
         raise ValueError(f'split must be the number of frozen bottom blocks, '
-                         f'an int in 1..{len(blocks)} (blocks '
-                         f'{[b.name for b in blocks]}), got {split!r}')
+                         f'an int in 1..{len(blocks)} (blocks {blocks}), got '
+                         f'{split!r}')
 
 
 def _set_custom_hook(cfg: Config, hook: dict) -> None:
@@ -200,14 +214,15 @@ def recombined_config(cfg: Config,
     Returns:
         A new config.
     """
-    _check_tasks(cfg, [target, source])
+    _check_tasks(cfg, list(dict.fromkeys([target, source])))
     _check_split(cfg, split)
     out = single_task_config(cfg, target)
     out.model.encoder.frozen_blocks = int(split)
     _set_custom_hook(
         out,
         dict(type='RecombinationHook', source_checkpoint=str(source_ckpt),
-             target_checkpoints={target: str(target_ckpt)}, split=int(split)))
+             target_checkpoints={target: str(target_ckpt)}, split=int(split),
+             source_task=source))
     if probe is not None:
         add_affinity_hook(
             out, recombination=dict(target=target, source=source,
@@ -253,9 +268,7 @@ def shared_bottom_config(cfg: Config,
                          'use one job per pair')
     out = _restrict(cfg, targets)
     enc = out.model.encoder
-    from branched_mtl.models.encoders.branched_encoder import describe_blocks
-    num_blocks = len(
-        describe_blocks(enc.backbone, enc.get('granularity', 'stage')))
+    num_blocks = len(encoder_block_names(cfg))
     enc.branches = [[list(targets)] if b < split else [[t] for t in targets]
                     for b in range(num_blocks)]
     enc.frozen_blocks = int(split)
@@ -263,7 +276,7 @@ def shared_bottom_config(cfg: Config,
         out,
         dict(type='RecombinationHook', source_checkpoint=str(source_ckpt),
              target_checkpoints={t: str(target_ckpts[t]) for t in targets},
-             split=int(split)))
+             split=int(split), source_task=source))
     if probe is not None:
         add_affinity_hook(
             out, recombination=dict(target=None, source=source,

@@ -1,0 +1,146 @@
+"""Step 2 of the method: train every recombined network, then Step 3.
+
+For target task i, source task j and split l, the recombined network takes
+its bottom l blocks from j's single-task model (frozen) and the rest from
+i's, and is retrained for i. This tool turns the N x N x L combinations
+into jobs (one folder each under ``--work-dir``), runs them, and collects
+the tournament affinity into ``WORK_DIR/affinity_tournament.json``.
+
+Examples::
+
+    # list the jobs
+    python tools/sweep_recombination.py CONFIG --work-dir DIR --dry-run
+
+    # train the single-task models too (stage 0), 2 jobs at a time
+    python tools/sweep_recombination.py CONFIG --work-dir DIR \\
+        --max-parallel 2 --iters 200 --data-fraction 0.25 --splits 1,3,5
+
+    # reuse finished single-task runs (DIR/<task>/last_checkpoint)
+    python tools/sweep_recombination.py CONFIG --work-dir DIR \\
+        --single-task-dir work_dirs/single_task
+
+    # the cheaper sweep: all targets of one (source, split) in one job
+    python tools/sweep_recombination.py CONFIG --work-dir DIR \\
+        --mode shared-bottom
+
+    # a Slurm cluster: write array scripts, then run DIR/slurm/submit.sh
+    python tools/sweep_recombination.py CONFIG --work-dir DIR \\
+        --launcher slurm --partition gpu --gpus-per-job 1
+
+Running the same command again skips finished jobs and reruns the others
+(``--resume``: from their last checkpoint), so a killed sweep completes
+later with nothing lost and nothing done twice. ``--cfg-options`` apply to
+every job; ``--iters`` and ``--data-fraction`` to the recombined runs only.
+"""
+import argparse
+import sys
+from typing import List, Optional
+
+import branched_mtl  # noqa: F401  (compat before mmseg; registers our types)
+from mmengine.config import DictAction
+
+from branched_mtl.apis.sweep import (DIST_TRAIN, LAUNCHERS, MODES,
+                                     describe_plan, load_plan_config,
+                                     plan_sweep, run_sweep, write_slurm)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Train the recombined networks of Step 2 and collect '
+        'the tournament affinity (Step 3).')
+    parser.add_argument('config', help='the multi-task config')
+    parser.add_argument('--work-dir', required=True,
+                        help='sweep directory (one folder per job)')
+    parser.add_argument('--tasks', help='comma-separated subset of the '
+                        'config\'s tasks (default: all)')
+    parser.add_argument('--splits', help='split locations: numbers of frozen '
+                        'bottom blocks (1..L) or block names, comma-'
+                        'separated (default: all L)')
+    parser.add_argument('--mode', choices=MODES, default='per-pair',
+                        help='per-pair: one job per (target, source, split), '
+                        'as in the paper; shared-bottom: one job per '
+                        '(source, split) training all targets on one frozen '
+                        'bottom')
+    parser.add_argument('--single-task-dir',
+                        help='finished single-task runs, one folder per task '
+                        '(DIR/<task>/ with last_checkpoint); default: train '
+                        'them as stage 0 jobs under WORK_DIR/single_task')
+    parser.add_argument('--iters', type=int,
+                        help='training iterations of each recombined run '
+                        '(the schedule is scaled to fit)')
+    parser.add_argument('--data-fraction', type=float,
+                        help='fraction of the training set the recombined '
+                        'runs use (a fixed random subset)')
+    parser.add_argument('--probe-samples', type=int, default=64,
+                        help='K held-out samples of the affinity probe')
+    parser.add_argument('--probe-seed', type=int, default=0)
+    parser.add_argument('--validate', action='store_true',
+                        help='keep the validation loop in recombined runs')
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='pytorch',
+                        help='pytorch: tools/dist_train.sh on this machine; '
+                        'none: tools/train.py (one process); slurm: write '
+                        'array scripts (WORK_DIR/slurm/submit.sh)')
+    parser.add_argument('--gpus-per-job', type=int, default=1,
+                        help='processes (GPUs) per job')
+    parser.add_argument('--max-parallel', type=int, default=1,
+                        help='jobs running at once')
+    parser.add_argument('--port', type=int,
+                        help='first master port; concurrent jobs use port, '
+                        'port+1, ... (default: free ports)')
+    parser.add_argument('--resume', action='store_true',
+                        help='rerun unfinished jobs from their last '
+                        'checkpoint instead of from scratch')
+    parser.add_argument('--dry-run', action='store_true',
+                        help='list the jobs and exit')
+    parser.add_argument('--partition', help='Slurm partition')
+    parser.add_argument('--gpus-per-node', type=int, default=8,
+                        help='Slurm: GPUs of a node')
+    parser.add_argument('--cpus-per-task', type=int, default=5,
+                        help='Slurm: CPUs per task')
+    parser.add_argument('--dist-train', default=DIST_TRAIN,
+                        help='launcher script of --launcher pytorch '
+                        '(default: tools/dist_train.sh)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the multi-task config (every job)')
+    args = parser.parse_args(argv)
+    if args.launcher == 'slurm' and not args.partition and not args.dry_run:
+        parser.error('--launcher slurm needs --partition')
+    if args.max_parallel < 1 or args.gpus_per_job < 1:
+        parser.error('--max-parallel and --gpus-per-job must be >= 1')
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = load_plan_config(args.config, args.cfg_options)
+        plan = plan_sweep(
+            cfg, args.work_dir, tasks=args.tasks, splits=args.splits,
+            mode=args.mode, single_task_dir=args.single_task_dir,
+            iters=args.iters, data_fraction=args.data_fraction,
+            probe_samples=args.probe_samples, probe_seed=args.probe_seed,
+            validate=args.validate)
+        if args.dry_run:
+            print(describe_plan(plan))
+            return 0
+        if args.launcher == 'slurm':
+            submit = write_slurm(
+                plan, args.partition, args.gpus_per_job, args.gpus_per_node,
+                args.cpus_per_task, args.max_parallel, args.resume)
+            print(f'wrote Slurm scripts; submit with: bash {submit}')
+            return 0
+        return run_sweep(plan, args.launcher, args.gpus_per_job,
+                         args.max_parallel, args.resume, args.port,
+                         args.dist_train)
+    except (FileNotFoundError, ValueError) as e:
+        print(f'sweep_recombination: error: {e}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print('\nsweep_recombination: interrupted; run the same command '
+              'again to continue', file=sys.stderr)
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())
