@@ -1,13 +1,14 @@
 from .branches import (all_shared, count_tree_params, format_tree,
                        fully_separate, tree_nodes, validate_branches)
+from .config_writer import check_task_names, write_tree_config
 from .cost import (all_shared_alpha, check_affinity, reorder_affinity,
                    tree_cost, tree_cost_breakdown)
-from .random_tree import random_tree_like
+from .draw import draw_tree
 from .search import alpha_sweep, search_tree
 
 __all__ = [
     'validate_branches', 'all_shared', 'fully_separate', 'tree_nodes',
     'count_tree_params', 'format_tree', 'tree_cost', 'tree_cost_breakdown',
     'check_affinity', 'reorder_affinity', 'all_shared_alpha', 'search_tree',
-    'alpha_sweep', 'random_tree_like'
+    'alpha_sweep', 'check_task_names', 'write_tree_config', 'draw_tree'
 ]
