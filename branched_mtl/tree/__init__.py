@@ -4,11 +4,13 @@ from .config_writer import check_task_names, write_tree_config
 from .cost import (all_shared_alpha, check_affinity, reorder_affinity,
                    tree_cost, tree_cost_breakdown)
 from .draw import draw_tree
+from .random_tree import random_tree_like
 from .search import alpha_sweep, search_tree
 
 __all__ = [
     'validate_branches', 'all_shared', 'fully_separate', 'tree_nodes',
     'count_tree_params', 'format_tree', 'tree_cost', 'tree_cost_breakdown',
     'check_affinity', 'reorder_affinity', 'all_shared_alpha', 'search_tree',
-    'alpha_sweep', 'check_task_names', 'write_tree_config', 'draw_tree'
+    'alpha_sweep', 'random_tree_like', 'check_task_names',
+    'write_tree_config', 'draw_tree'
 ]
