@@ -1,11 +1,13 @@
 """BranchedEncoder: a stock backbone shared among tasks as a tree."""
 import copy
+import logging
 import math
 import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -161,7 +163,15 @@ class BranchedEncoder(BaseModule):
         branches start from the same weights."""
         _check_pretrained(self.backbone_cfg)
         stock = build_stock(self.backbone_cfg)
-        stock.init_weights()
+        # the stock backbone would log every parameter's init as if it were
+        # the model; the copies' init is what matters here
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.WARNING)
+        try:
+            stock.init_weights()
+        finally:
+            logger.setLevel(level)
         for b, block in enumerate(split_backbone(stock, self.granularity)):
             state = block.module.state_dict()
             for node in self.nodes[b]:

@@ -1,0 +1,381 @@
+"""The main job: from a multi-task config to a trained branched network.
+
+Stages (each recorded atomically in ``<work_dir>/stages/``, skipped on a
+rerun when its inputs are unchanged):
+
+1. one single-task model per task (with the AffinityHook probe),
+2. the task affinity (RSA of the single-task features, or the tournament
+   over a recombination sweep run by ``tools/sweep_recombination.py``),
+3. the tree (``tools/build_tree.py``) and its config,
+4. the branched network, the all-shared network and R random trees of the
+   same size, trained and tested,
+5. the report (``report.md`` with tables and figures).
+"""
+import copy
+import importlib.util
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+from mmengine.config import Config
+
+from branched_mtl.affinity import collect_rsa, load_affinity, save_affinity
+from branched_mtl.apis import (add_affinity_hook, config_tasks,
+                               single_task_config)
+from branched_mtl.apis.runner import evaluate, load_config, train
+from branched_mtl.models import describe_model
+from branched_mtl.tree import (all_shared, count_tree_params, fully_separate,
+                               random_tree_like, validate_branches)
+from .stages import StageBook, fingerprint
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOLS = osp.join(ROOT, 'tools')
+AFFINITY_METHODS = ('rsa', 'tournament')
+LAUNCHERS = ('none', 'pytorch', 'slurm')
+
+
+def _load_tool(name: str) -> Any:
+    """Import ``tools/<name>.py`` so its ``main(argv)`` runs in-process."""
+    spec = importlib.util.spec_from_file_location(
+        f'branched_mtl_tool_{name}', osp.join(TOOLS, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _QuietConsole:
+    """stdout that drops the long multi-line blobs in-process runners log
+    (environment, config, weight init); the run's log file keeps them."""
+
+    def __init__(self, stream: Any, max_lines: int = 3) -> None:
+        self.stream = stream
+        self.max_lines = max_lines
+
+    def write(self, text: str) -> int:
+        if text.count('\n') > self.max_lines:
+            return len(text)
+        return self.stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def parse_budget(budget: Any, separate_params: int) -> Optional[int]:
+    """``'25M'``, ``'300K'``, ``'60%'`` (of the single-task models
+    together), or a number of parameters."""
+    if budget is None:
+        return None
+    text = str(budget).strip()
+    if text.endswith('%'):
+        return int(float(text[:-1]) / 100 * separate_params)
+    scale = {'K': 1e3, 'M': 1e6, 'G': 1e9}.get(text[-1:].upper())
+    try:
+        return int(float(text[:-1]) * scale) if scale else int(float(text))
+    except ValueError:
+        raise ValueError(f'budget {budget!r}: write e.g. 25M, 300K, 60% or '
+                         'a number of parameters') from None
+
+
+class BranchJob:
+    """Runs the whole method on a multi-task config.
+
+    Args:
+        config: Path of the multi-task config (a ``BranchedMultiTaskModel``).
+        work_dir: Where every stage writes.
+        affinity: ``'rsa'`` (default) or ``'tournament'``.
+        alpha: Complexity weight of the tree cost.
+        budget: Parameter budget (``25M``, ``60%`` of the single-task models
+            together ...); alpha then defaults to 0.
+        method: Tree search, ``auto`` / ``exact`` / ``beam``.
+        top_n: Beam width.
+        launcher: ``none`` (in this process), ``pytorch``
+            (``tools/dist_train.sh``) or ``slurm`` (``tools/slurm_train.sh``).
+        gpus: Processes per training run with ``pytorch`` / ``slurm``.
+        partition: Slurm partition.
+        random_trees: R, random trees of the chosen size (default: the
+            config's ``branch.random_trees``, else 3).
+        seed: Seed of the random trees.
+        log: Where progress lines go.
+    """
+
+    def __init__(self,
+                 config: str,
+                 work_dir: str,
+                 affinity: str = 'rsa',
+                 alpha: Optional[float] = None,
+                 budget: Any = None,
+                 method: str = 'auto',
+                 top_n: int = 3,
+                 launcher: str = 'none',
+                 gpus: int = 1,
+                 partition: Optional[str] = None,
+                 random_trees: Optional[int] = None,
+                 seed: int = 0,
+                 log: Callable[[str], None] = print) -> None:
+        self.config = osp.abspath(config)
+        self.work_dir = osp.abspath(work_dir)
+        self.affinity_method = affinity
+        self.alpha = alpha
+        self.method = method
+        self.top_n = top_n
+        self.launcher = launcher
+        self.gpus = gpus
+        self.partition = partition
+        self.seed = seed
+        self.log = log
+        self.book = StageBook(self.work_dir)
+        self.cfg = Config.fromfile(self.config)
+        self.settings = dict(self.cfg.get('branch', {}))
+        self.random_trees = int(random_trees if random_trees is not None
+                                else self.settings.get('random_trees', 3))
+        self._budget_arg = budget
+        self.results: Dict[str, Dict[str, Any]] = {}
+        self._check_inputs()
+
+    # ------------------------------------------------------------ checks
+    def _check_inputs(self) -> None:
+        """Stop before any training on a config or option that cannot work."""
+        if self.affinity_method not in AFFINITY_METHODS:
+            raise ValueError(f'--affinity must be one of {AFFINITY_METHODS}, '
+                             f'got {self.affinity_method!r}')
+        if self.launcher not in LAUNCHERS:
+            raise ValueError(f'--launcher must be one of {LAUNCHERS}, got '
+                             f'{self.launcher!r}')
+        if self.launcher == 'slurm' and not self.partition:
+            raise ValueError('--launcher slurm needs --partition')
+        if self.alpha is None and self._budget_arg is None:
+            raise ValueError('give --alpha or --budget')
+        if self.alpha is not None and self.alpha < 0:
+            raise ValueError(f'alpha must be >= 0, got {self.alpha}')
+        if self.random_trees < 0:
+            raise ValueError(f'random_trees must be >= 0, got '
+                             f'{self.random_trees}')
+        self.tasks = config_tasks(self.cfg)
+        if len(self.tasks) < 2:
+            raise ValueError(
+                f'{self.config}: a branched network needs at least two tasks, '
+                f'the config has {len(self.tasks)}: {self.tasks}')
+        self._check_dataset_tasks()
+        self.info = describe_model(self.cfg.model.to_dict())
+        nb = len(self.info['block_names'])
+        bp, hp = self.info['block_params'], self.info['head_params']
+        self.shared_params = count_tree_params(
+            all_shared(self.tasks, nb), bp, hp)
+        self.separate_params = count_tree_params(
+            fully_separate(self.tasks, nb), bp, hp)
+        self.budget = parse_budget(self._budget_arg, self.separate_params)
+        if self.budget is not None and self.budget < self.shared_params:
+            raise ValueError(
+                f'budget {self.budget:,} parameters is below the all-shared '
+                f'network ({self.shared_params:,}), the smallest tree: no '
+                'tree fits')
+
+    def _check_dataset_tasks(self) -> None:
+        from branched_mtl.registry import DATASETS
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader'):
+            ds = self.cfg.get(loader, {}).get('dataset', {})
+            cls = DATASETS.get(ds.get('type', '')) if ds else None
+            known = getattr(cls, 'METAINFO', {}).get('tasks') if cls else None
+            if known is None:
+                continue
+            unknown = [t for t in self.tasks if t not in known]
+            if unknown:
+                raise ValueError(
+                    f'{self.config}: task(s) {unknown} unknown to '
+                    f'{ds["type"]} of {loader} (it has {list(known)})')
+
+    # ------------------------------------------------------------ helpers
+    def _dir(self, *parts: str) -> str:
+        return osp.join(self.work_dir, *parts)
+
+    def _train(self, name: str, cfg: Config, folder: str) -> str:
+        """Train ``cfg`` in ``folder`` (resuming a killed run); return the
+        last checkpoint."""
+        os.makedirs(folder, exist_ok=True)
+        cfg_path = osp.join(folder, 'config.py')
+        cfg.dump(cfg_path)
+        resume = osp.isfile(osp.join(folder, 'last_checkpoint'))
+        if self.launcher == 'none':
+            run_cfg = load_config(cfg_path, folder, resume=resume)
+            # unique names keep in-process runs' message hubs apart
+            run_cfg.experiment_name = f'{name}_{time.time_ns()}'
+            stdout, sys.stdout = sys.stdout, _QuietConsole(sys.stdout)
+            try:
+                train(run_cfg)
+            finally:
+                sys.stdout = stdout
+        else:
+            env = dict(os.environ, PYTHON=sys.executable)
+            if self.launcher == 'pytorch':
+                cmd = ['bash', osp.join(TOOLS, 'dist_train.sh'), cfg_path,
+                       str(self.gpus)]
+            else:
+                env.update(GPUS=str(self.gpus),
+                           GPUS_PER_NODE=str(min(self.gpus, 8)))
+                cmd = ['bash', osp.join(TOOLS, 'slurm_train.sh'),
+                       self.partition, f'branch_{name}', cfg_path]
+            cmd += ['--work-dir', folder] + (['--resume'] if resume else [])
+            subprocess.run(cmd, check=True, env=env)
+        ckpt_file = osp.join(folder, 'last_checkpoint')
+        if not osp.isfile(ckpt_file):
+            raise RuntimeError(f'{name}: training left no checkpoint in '
+                               f'{folder}')
+        with open(ckpt_file) as f:
+            return f.read().strip()
+
+    def _train_and_test(self, name: str, cfg: Config, folder: str,
+                        fp: str, extra: Optional[dict] = None) -> dict:
+        done = self.book.done(name, fp)
+        if done is not None:
+            self.log(f'  {name}: done earlier, skipped')
+            return done
+        if self.book.stale(name, fp):
+            self.log(f'  {name}: inputs changed, running again')
+            self.book.reset(name, folder)
+        ckpt = self._train(name, cfg, folder)
+        test_cfg = load_config(osp.join(folder, 'config.py'),
+                               osp.join(folder, 'test'))
+        test_cfg.experiment_name = f'{name}_test_{time.time_ns()}'
+        stdout, sys.stdout = sys.stdout, _QuietConsole(sys.stdout)
+        try:
+            metrics = evaluate(test_cfg, ckpt)
+        finally:
+            sys.stdout = stdout
+        result = dict(checkpoint=ckpt, config=osp.join(folder, 'config.py'),
+                      metrics=metrics, **(extra or {}))
+        self.book.finish(name, fp, result)
+        return result
+
+    def _with_tree(self, branches: Optional[list]) -> Config:
+        cfg = copy.deepcopy(self.cfg)
+        cfg.model.encoder.branches = branches
+        return cfg
+
+    # ------------------------------------------------------------ stages
+    def stages(self) -> List[str]:
+        names = [f'single_task/{t}' for t in self.tasks]
+        names += ['affinity', 'tree', 'branched', 'all_shared']
+        names += [f'random/{k}' for k in range(self.random_trees)]
+        return names + ['report']
+
+    def run(self) -> Dict[str, Dict[str, Any]]:
+        """Run (or resume) every stage; return each model's results."""
+        names = self.stages()
+        step = iter(range(1, len(names) + 1))
+
+        def progress(name: str) -> None:
+            self.log(f'[branch] stage {next(step)} of {len(names)}: {name}')
+
+        probe = dict(self.settings.get('probe', dict(dataset='val',
+                                                     num_samples=64)))
+        single_fps = {}
+        for task in self.tasks:
+            progress(f'single_task/{task}')
+            cfg = add_affinity_hook(single_task_config(self.cfg, task),
+                                    **probe)
+            fp = fingerprint('single_task', cfg.pretty_text)
+            single_fps[task] = fp
+            self.results[f'single_task/{task}'] = self._train_and_test(
+                f'single_task/{task}', cfg, self._dir('single_task', task),
+                fp)
+
+        progress('affinity')
+        aff_fp = fingerprint('affinity', self.affinity_method, single_fps,
+                             self.cfg.pretty_text
+                             if self.affinity_method == 'tournament' else '')
+        affinity_path = self._affinity(aff_fp)
+
+        progress('tree')
+        tree_fp = fingerprint('tree', aff_fp, self.alpha, self.budget,
+                              self.method, self.top_n, self.cfg.pretty_text)
+        tree = self._tree(tree_fp, affinity_path)
+        branches = tree['branches']
+
+        progress('branched')
+        branched_cfg = Config.fromfile(tree['config'])
+        self.results['branched'] = self._train_and_test(
+            'branched', branched_cfg, self._dir('branched'),
+            fingerprint('branched', tree_fp, branched_cfg.pretty_text),
+            dict(branches=branches))
+
+        progress('all_shared')
+        shared_cfg = self._with_tree(None)
+        self.results['all_shared'] = self._train_and_test(
+            'all_shared', shared_cfg, self._dir('all_shared'),
+            fingerprint('all_shared', shared_cfg.pretty_text),
+            dict(branches=all_shared(self.tasks, len(branches))))
+
+        rng = np.random.default_rng(self.seed)
+        for k in range(self.random_trees):
+            progress(f'random/{k}')
+            rand = random_tree_like(branches, self.tasks, rng)
+            cfg = self._with_tree(rand)
+            self.results[f'random/{k}'] = self._train_and_test(
+                f'random/{k}', cfg, self._dir('random', str(k)),
+                fingerprint('random', tree_fp, k, self.seed,
+                            cfg.pretty_text), dict(branches=rand))
+
+        progress('report')
+        from .report import write_report
+        report = write_report(self, affinity_path, tree)
+        self.log(f'[branch] report: {report}')
+        return self.results
+
+    def _affinity(self, fp: str) -> str:
+        path = self._dir('affinity', 'affinity.json')
+        done = self.book.done('affinity', fp)
+        if done is not None and osp.isfile(path):
+            self.log('  affinity: done earlier, skipped')
+            return path
+        if self.affinity_method == 'rsa':
+            tasks, layers, aff, meta = collect_rsa(
+                [self._dir('single_task', t) for t in self.tasks],
+                tasks=self.tasks)
+            save_affinity(path, tasks, layers, 'rsa', aff, meta)
+        else:
+            sweep_dir = self._dir('affinity', 'sweep')
+            cmd = [sys.executable, osp.join(TOOLS, 'sweep_recombination.py'),
+                   self.config, '--work-dir', sweep_dir,
+                   '--single-task-dir', self._dir('single_task')]
+            if self.launcher == 'slurm':
+                raise ValueError(
+                    'tournament affinity with --launcher slurm: run '
+                    'tools/sweep_recombination.py --launcher slurm, then '
+                    'rerun tools/branch.py once the array finished')
+            cmd += ['--gpus-per-job', str(self.gpus)]
+            subprocess.run(cmd, check=True)
+            doc = load_affinity(osp.join(sweep_dir,
+                                         'affinity_tournament.json'))
+            save_affinity(path, doc['tasks'], doc['layers'], 'tournament',
+                          doc['affinity'], doc['meta'])
+        self.book.finish('affinity', fp, dict(path=path))
+        return path
+
+    def _tree(self, fp: str, affinity_path: str) -> dict:
+        out = self._dir('tree', 'branched.py')
+        done = self.book.done('tree', fp)
+        if done is not None and osp.isfile(out):
+            self.log('  tree: done earlier, skipped')
+            return done
+        os.makedirs(osp.dirname(out), exist_ok=True)
+        argv = [affinity_path, self.config, '--out', out, '--method',
+                self.method, '--top-n', str(self.top_n)]
+        if self.alpha is not None:
+            argv += ['--alpha', repr(float(self.alpha))]
+        if self.budget is not None:
+            argv += ['--budget', str(self.budget)]
+        code = _load_tool('build_tree').main(argv)
+        if code != 0:
+            raise RuntimeError(f'tools/build_tree.py failed (exit {code})')
+        branches = validate_branches(
+            Config.fromfile(out).model.encoder.branches, self.tasks,
+            len(self.info['block_names']))
+        result = dict(config=out, branches=branches,
+                      png=osp.splitext(out)[0] + '.png')
+        self.book.finish('tree', fp, result)
+        return result

@@ -1,0 +1,206 @@
+"""report.md of the main job: every number from this run's logs and
+checkpoints."""
+import os.path as osp
+from typing import Any, Dict, List, Optional, Tuple
+
+from mmengine.config import Config
+
+from branched_mtl.affinity import load_affinity
+from branched_mtl.evaluation import delta_m
+from branched_mtl.tree import format_tree
+from branched_mtl.tree.draw import draw_tree
+from branched_mtl.utils import write_text_atomic
+from branched_mtl.visualization.affinity import (plot_affinity_heatmaps,
+                                                 plot_affinity_vs_depth)
+from .measure import input_shape, measure_model
+
+
+def primary_keys(metrics: Dict[str, float], tasks: List[str]
+                 ) -> Dict[str, str]:
+    """Each task's primary metric: the first ``<task>/...`` key reported."""
+    keys = {}
+    for task in tasks:
+        key = next((k for k in metrics if k.startswith(f'{task}/')), None)
+        if key is None:
+            raise KeyError(f'no metric for task {task!r} in {sorted(metrics)}')
+        keys[task] = key
+    return keys
+
+
+def _lower_is_better(cfg: Config) -> List[str]:
+    evaluator = cfg.get('test_evaluator', {})
+    return list(evaluator.get('lower_is_better', []) or [])
+
+
+def summarise(job: Any) -> Tuple[List[dict], Dict[str, str]]:
+    """One row per model: per-task metric, Δm, params, FLOPs, throughput."""
+    tasks = job.tasks
+    single = {t: job.results[f'single_task/{t}'] for t in tasks}
+    keys = primary_keys(single[tasks[0]]['metrics'], tasks[:1])
+    for t in tasks[1:]:
+        keys.update(primary_keys(single[t]['metrics'], [t]))
+    reference = {keys[t]: single[t]['metrics'][keys[t]] for t in tasks}
+    lower = [keys[t] for t in _lower_is_better(job.cfg)]
+    shape = input_shape(job.cfg)
+
+    def measure(result: dict) -> dict:
+        return measure_model(Config.fromfile(result['config']),
+                             result['checkpoint'], shape)
+
+    rows = []
+    # the single-task models side by side: their sizes and FLOPs add up,
+    # their throughput is that of running all of them on each image
+    sizes = [measure(single[t]) for t in tasks]
+    rows.append(dict(
+        model='single-task (all)', metrics=reference, delta_m=0.0,
+        params=sum(s['params'] for s in sizes),
+        flops=sum(s['flops'] for s in sizes),
+        images_per_s=1.0 / sum(1.0 / s['images_per_s'] for s in sizes),
+        branches=None))
+    names = ['branched', 'all_shared'] + sorted(
+        k for k in job.results if k.startswith('random/'))
+    for name in names:
+        result = job.results[name]
+        metrics = {keys[t]: result['metrics'][keys[t]] for t in tasks}
+        rows.append(dict(model=name, metrics=metrics,
+                         delta_m=_delta_m(metrics, reference, lower),
+                         branches=result.get('branches'),
+                         **measure(result)))
+    return rows, keys
+
+
+def _delta_m(metrics: dict, reference: dict, lower: list) -> float:
+    try:
+        return delta_m(metrics, reference, lower)
+    except ValueError:
+        # a single-task reference of 0 (e.g. a tiny smoke run): undefined
+        return float('nan')
+
+
+def _table(rows: List[dict], keys: Dict[str, str], tasks: List[str]) -> str:
+    head = ['model'] + [keys[t] for t in tasks] + [
+        'Δm (%)', 'params (M)', 'GFLOPs/img', 'img/s (CPU)']
+    lines = ['| ' + ' | '.join(head) + ' |',
+             '|' + ' --- |' * len(head)]
+    for r in rows:
+        cells = [r['model']] + [f'{r["metrics"][keys[t]]:.2f}' for t in tasks]
+        cells += [f'{r["delta_m"]:+.2f}', f'{r["params"] / 1e6:.3f}',
+                  f'{r["flops"] / 1e9:.4f}', f'{r["images_per_s"]:.0f}']
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def _plot_params_vs_delta_m(rows: List[dict], path: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        kind = r['model'].split('/')[0]
+        style = dict(branched=('tab:red', '*', 14),
+                     random=('tab:gray', 'o', 7),
+                     all_shared=('tab:blue', 's', 8)).get(
+                         kind, ('tab:green', 'D', 8))
+        ax.scatter(r['params'] / 1e6, r['delta_m'], c=style[0],
+                   marker=style[1], s=style[2] ** 2, label=kind, zorder=3)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), fontsize=8)
+    ax.axhline(0, color='k', lw=0.5)
+    ax.set_xlabel('parameters (M)')
+    ax.set_ylabel('Δm vs single-task (%)')
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(job: Any, affinity_path: str, tree: dict,
+                 headline: Optional[bool] = True) -> str:
+    """Write ``<work_dir>/report.md`` and its figures; print the headline.
+
+    Returns:
+        The report's path.
+    """
+    tasks, wd = job.tasks, job.work_dir
+    rows, keys = summarise(job)
+    doc = load_affinity(affinity_path)
+    figs = dict(heatmaps=osp.join(wd, 'fig_affinity_heatmaps.png'),
+                depth=osp.join(wd, 'fig_affinity_vs_depth.png'),
+                tree=osp.join(wd, 'fig_tree.png'),
+                tradeoff=osp.join(wd, 'fig_params_vs_delta_m.png'))
+    plot_affinity_heatmaps(doc['affinity'], doc['tasks'], doc['layers'],
+                           figs['heatmaps'])
+    plot_affinity_vs_depth(doc['affinity'], doc['tasks'], doc['layers'],
+                           figs['depth'])
+    names = job.info['block_names']
+    draw_tree(tree['branches'], figs['tree'], tasks, names,
+              title='chosen tree')
+    _plot_params_vs_delta_m(rows, figs['tradeoff'])
+
+    table = _table(rows, keys, tasks)
+    by = {r['model']: r for r in rows}
+    branched, single = by['branched'], by['single-task (all)']
+    randoms = [r for r in rows if r['model'].startswith('random/')]
+    rand_mean = (sum(r['delta_m'] for r in randoms) / len(randoms)
+                 if randoms else float('nan'))
+    ratio = branched['params'] / single['params']
+    verdict = [
+        f'- parameters of the branched network: {ratio:.1%} of the '
+        f'single-task models together',
+        f'- Δm of the branched network: {branched["delta_m"]:+.2f}%; '
+        f'all-shared {by["all_shared"]["delta_m"]:+.2f}%; mean of '
+        f'{len(randoms)} random trees of the same size {rand_mean:+.2f}%',
+    ]
+    settings = (f'affinity `{job.affinity_method}`, alpha '
+                f'`{job.alpha}`, budget `{job.budget}`, search '
+                f'`{job.method}` (top-n {job.top_n})')
+    text = f"""# Branched multi-task network: report
+
+Config: `{job.config}`  
+Work dir: `{wd}`  
+Tasks: {', '.join(tasks)}  
+Settings: {settings}
+
+Every number below comes from this run's own checkpoints: test-set metrics
+(`tools/test.py` path), parameters and FLOPs from mmengine's complexity
+analysis, throughput measured here on the CPU (batch of 32, inference).
+Δm is against the single-task models' own test metrics.
+
+## Results
+
+{table}
+
+{chr(10).join(verdict)}
+
+## The chosen tree
+
+```
+{format_tree(tree['branches'], names)}
+```
+
+![tree]({osp.basename(figs['tree'])})
+
+## Trees of the baselines
+
+```
+""" + '\n'.join(f"{r['model']}: " + ' / '.join(
+        ' '.join('[' + ' '.join(g) + ']' for g in p) for p in r['branches'])
+        for r in rows if r['branches']) + f"""
+```
+
+## Task affinity ({doc['method']})
+
+![affinity heat maps]({osp.basename(figs['heatmaps'])})
+
+![affinity against depth]({osp.basename(figs['depth'])})
+
+## Parameters against Δm
+
+![parameters vs delta m]({osp.basename(figs['tradeoff'])})
+"""
+    path = osp.join(wd, 'report.md')
+    write_text_atomic(text, path)
+    if headline:
+        job.log('\n' + table + '\n' + '\n'.join(verdict))
+    return path
