@@ -16,7 +16,8 @@ $(STAMP): requirements.txt setup.py
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python tools/demo.py
+	$(BIN)/python tools/branch.py configs/multidigits/branch_multidigits.py \
+		--work-dir work_dirs/branch_multidigits --budget 60%
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

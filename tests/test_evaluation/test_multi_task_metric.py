@@ -42,3 +42,12 @@ def test_unknown_reference_task():
     with pytest.raises(ValueError, match="unknown task"):
         MultiTaskMetric(task_metrics=dict(a=dict(type='Accuracy')),
                         reference=dict(z=1.0))
+
+
+def test_dataset_meta_reaches_the_task_metrics():
+    metric = MultiTaskMetric(task_metrics=dict(
+        a=dict(type='mmpretrain.Accuracy'), b=dict(type='Accuracy')))
+    metric.dataset_meta = dict(classes=('x', 'y'))
+    for task in 'ab':
+        assert metric._metrics[task][0].dataset_meta == dict(
+            classes=('x', 'y'))

@@ -78,6 +78,18 @@ class MultiTaskMetric(BaseMetric):
             cfgs = cfgs if isinstance(cfgs, (list, tuple)) else [cfgs]
             self._metrics[task] = [build_stock(c, METRICS) for c in cfgs]
 
+    @property
+    def dataset_meta(self) -> Optional[dict]:
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, meta: Optional[dict]) -> None:
+        # the stock per-task metrics need it too (e.g. IoUMetric's classes)
+        self._dataset_meta = meta
+        for metrics in getattr(self, '_metrics', {}).values():
+            for metric in metrics:
+                metric.dataset_meta = meta
+
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for task, metrics in self._metrics.items():
             samples = [s[task] for s in data_samples if task in s]

@@ -1,0 +1,199 @@
+"""tools/branch.py: the main job end to end, resume, invalidation, bad input."""
+import glob
+import json
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from branched_mtl.pipeline import BranchJob, parse_budget
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+BASE = osp.join(ROOT, 'configs', 'multidigits', 'branch_multidigits.py')
+TINY = f"""
+_base_ = [{BASE!r}]
+iters = 4
+train_cfg = dict(max_iters=iters, val_interval=iters)
+param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False, begin=0,
+                        end=iters, eta_min=1e-5)]
+default_hooks = dict(logger=dict(interval=2),
+                     checkpoint=dict(interval=iters))
+train_dataloader = dict(batch_size=8, dataset=dict(num_samples=32))
+val_dataloader = dict(dataset=dict(num_samples=24))
+test_dataloader = dict(dataset=dict(num_samples=24))
+branch = dict(random_trees=1, probe=dict(dataset='val', num_samples=8))
+"""
+# three tasks keep the end-to-end run short
+THREE = """
+tasks = ['left', 'left_parity', 'sum']
+model = dict(
+    encoder=dict(tasks=tasks),
+    head=dict(task_heads=dict(
+        _delete_=True,
+        left=dict(type='mmpretrain.LinearClsHead', num_classes=10,
+                  in_channels=128),
+        left_parity=dict(type='mmpretrain.LinearClsHead', num_classes=2,
+                         in_channels=128),
+        sum=dict(type='mmpretrain.LinearClsHead', num_classes=19,
+                 in_channels=128))))
+train_dataloader = dict(dataset=dict(tasks=tasks))
+val_dataloader = dict(dataset=dict(tasks=tasks))
+test_dataloader = dict(dataset=dict(tasks=tasks))
+val_evaluator = dict(task_metrics=dict(
+    _delete_=True, left=dict(type='mmpretrain.Accuracy'),
+    left_parity=dict(type='mmpretrain.Accuracy'),
+    sum=dict(type='mmpretrain.Accuracy')))
+test_evaluator = val_evaluator
+"""
+
+
+def write_config(tmp_path, extra=''):
+    path = tmp_path / 'tiny.py'
+    path.write_text(TINY + THREE + extra)
+    return str(path)
+
+
+class Stop(Exception):
+    pass
+
+
+class Recorder:
+    """Collects the job's log lines; can stop the job after a stage."""
+
+    def __init__(self, stop_after=None):
+        self.lines = []
+        self.stop_after = stop_after
+
+    def __call__(self, line):
+        self.lines.append(line)
+        if self.stop_after is not None and line.startswith(
+                f'[branch] stage {self.stop_after + 1} of'):
+            raise Stop(line)
+
+    def ran(self):
+        """Stages that did work (not skipped)."""
+        stages, skipped = [], set()
+        for line in self.lines:
+            if line.startswith('[branch] stage'):
+                stages.append(line.split(': ', 1)[1])
+            elif line.endswith('done earlier, skipped'):
+                skipped.add(line.strip().split(':')[0])
+        return [s for s in stages if s not in skipped]
+
+
+def job(cfg, work_dir, log, **kwargs):
+    kwargs.setdefault('budget', '70%')
+    return BranchJob(cfg, str(work_dir), log=log, **kwargs)
+
+
+def test_end_to_end_resume_at_every_boundary_and_invalidation(tmp_path):
+    cfg = write_config(tmp_path)
+    wd = tmp_path / 'wd'
+    names = job(cfg, wd, print).stages()
+    assert names == ['single_task/left', 'single_task/left_parity',
+                     'single_task/sum', 'affinity', 'tree', 'branched',
+                     'all_shared', 'random/0', 'report']
+    # stop at every stage boundary (a record is written last and atomically,
+    # so this is what a kill between stages leaves); each rerun does exactly
+    # the next stage and skips every finished one
+    for k in range(1, len(names)):
+        rec = Recorder(stop_after=k)
+        with pytest.raises(Stop):
+            job(cfg, wd, rec).run()
+        assert rec.ran() == [names[k - 1]], (k, rec.lines)
+    rec = Recorder()
+    results = job(cfg, wd, rec).run()
+    assert rec.ran() == ['report']
+
+    report = (wd / 'report.md').read_text()
+    for section in ('## Results', '## The chosen tree', '## Task affinity',
+                    '## Parameters against Δm', 'single-task (all)',
+                    'all_shared', 'random/0', 'Δm (%)', 'GFLOPs/img'):
+        assert section in report, section
+    for fig in ('fig_affinity_heatmaps.png', 'fig_affinity_vs_depth.png',
+                'fig_tree.png', 'fig_params_vs_delta_m.png'):
+        assert (wd / fig).stat().st_size > 1000
+    affinity = json.loads((wd / 'affinity' / 'affinity.json').read_text())
+    assert affinity['method'] == 'rsa' and len(affinity['affinity']) == 5
+    # the branched network trains the tree the tree stage chose
+    assert results['branched']['branches'] == json.loads(
+        (wd / 'stages' / 'tree.json').read_text())['result']['branches']
+    # the random tree has the chosen tree's size
+    assert [len(p) for p in results['random/0']['branches']] == [
+        len(p) for p in results['branched']['branches']]
+
+    # a changed tree setting reruns only what depends on the tree
+    rec = Recorder()
+    job(cfg, wd, rec, budget=None, alpha=1e6).run()
+    assert rec.ran() == ['tree', 'branched', 'random/0', 'report']
+    assert any('inputs changed' in line for line in rec.lines)
+
+
+def test_kill_9_during_training_resumes(tmp_path):
+    cfg = write_config(tmp_path, '\niters = 30\ntrain_cfg = dict('
+                       'max_iters=iters, val_interval=iters)\n'
+                       'default_hooks = dict(checkpoint=dict(interval=5))\n'
+                       'param_scheduler = [dict(type="CosineAnnealingLR", '
+                       'by_epoch=False, begin=0, end=iters)]\n')
+    wd = tmp_path / 'wd'
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'branch.py'), cfg,
+           '--work-dir', str(wd), '--budget', '70%', '--random-trees', '0']
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)
+    first = wd / 'single_task' / 'left'
+    deadline = time.time() + 300
+    while not glob.glob(str(first / 'iter_5.pth')):
+        assert proc.poll() is None, 'job ended early'
+        assert time.time() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (wd / 'stages' / 'single_task__left.json').exists()
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert (wd / 'report.md').exists()
+    logs = sorted(glob.glob(str(first / '*' / '*.log')))
+    assert len(logs) == 2  # the killed run and the resumed one
+    assert 'resumed' in open(logs[-1]).read().lower()
+
+
+def test_bad_input_stops_before_training(tmp_path):
+    one = tmp_path / 'one.py'
+    one.write_text(TINY + """
+tasks = ['left']
+model = dict(encoder=dict(tasks=tasks), head=dict(task_heads=dict(
+    _delete_=True, left=dict(type='mmpretrain.LinearClsHead',
+                             num_classes=10, in_channels=128))))
+""")
+    with pytest.raises(ValueError, match='at least two tasks'):
+        BranchJob(str(one), str(tmp_path / 'a'), alpha=1.0)
+    unknown = tmp_path / 'unknown.py'
+    unknown.write_text(TINY + THREE.replace("'sum']", "'colour']").replace(
+        '        sum=dict(', '        colour=dict('))
+    with pytest.raises(ValueError, match=r"\['colour'\] unknown"):
+        BranchJob(str(unknown), str(tmp_path / 'b'), alpha=1.0)
+    cfg = write_config(tmp_path)
+    with pytest.raises(ValueError, match='below the all-shared'):
+        BranchJob(cfg, str(tmp_path / 'c'), budget='1K')
+    with pytest.raises(ValueError, match='alpha must be >= 0'):
+        BranchJob(cfg, str(tmp_path / 'd'), alpha=-1.0)
+    with pytest.raises(ValueError, match='give --alpha or --budget'):
+        BranchJob(cfg, str(tmp_path / 'e'))
+    for d in 'abcde':
+        assert not (tmp_path / d).exists()
+
+
+def test_parse_budget():
+    assert parse_budget('25M', 0) == 25_000_000
+    assert parse_budget('300k', 0) == 300_000
+    assert parse_budget('60%', 1000) == 600
+    assert parse_budget(1234, 0) == 1234
+    with pytest.raises(ValueError, match='write e.g.'):
+        parse_budget('lots', 0)
