@@ -524,15 +524,15 @@ class _Progress:
             self.out.flush()
 
 
-class _Interrupted(Exception):
-    pass
+class _Interrupted(KeyboardInterrupt):
+    """SIGTERM / SIGHUP: stop the running jobs as for Ctrl-C."""
 
 
 def run_jobs(jobs: Sequence[Job],
              max_parallel: int = 1,
              port: Optional[int] = None,
              env: Optional[Dict[str, str]] = None,
-             out: IO = sys.stdout,
+             out: Optional[IO] = None,
              poll_interval: float = 0.2) -> Dict[str, str]:
     """Run the jobs' ``run.sh`` on this machine, ``max_parallel`` at a time.
 
@@ -545,7 +545,7 @@ def run_jobs(jobs: Sequence[Job],
         port: First master port (job slots use port, port + 1, ...); None
             picks free ports.
         env: Extra environment of the jobs.
-        out: Where the progress line goes.
+        out: Where the progress line goes (default: stdout).
         poll_interval: Seconds between checks.
 
     Returns:
@@ -553,6 +553,7 @@ def run_jobs(jobs: Sequence[Job],
     """
     if max_parallel < 1:
         raise ValueError(f'max_parallel must be >= 1, got {max_parallel}')
+    out = out or sys.stdout
     by_name = {j.name: j for j in jobs}
     pending = [j for j in jobs if not j.is_done()]
     done = {j.name for j in jobs if j.is_done()}
@@ -643,7 +644,7 @@ def run_jobs(jobs: Sequence[Job],
                                    'that are not in the sweep')
             if running or external or pending:
                 time.sleep(poll_interval)
-    except (KeyboardInterrupt, _Interrupted):
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP
         for proc, fd, _, _ in running.values():
             _stop(proc)
             os.close(fd)
@@ -701,7 +702,7 @@ def run_sweep(plan: SweepPlan,
               port: Optional[int] = None,
               dist_train: str = DIST_TRAIN,
               env: Optional[Dict[str, str]] = None,
-              out: IO = sys.stdout) -> int:
+              out: Optional[IO] = None) -> int:
     """Write, run and collect a sweep on this machine.
 
     Args:
@@ -713,11 +714,12 @@ def run_sweep(plan: SweepPlan,
         port: First master port (None: free ports).
         dist_train: Launcher script of ``'pytorch'``.
         env: Extra environment of the jobs.
-        out: Where progress and the summary go.
+        out: Where progress and the summary go (default: stdout).
 
     Returns:
         0 when every job is done and the affinity is written, else 1.
     """
+    out = out or sys.stdout
     if launcher == 'slurm':
         raise ValueError('use write_slurm for a Slurm cluster')
     write_jobs(plan, launcher, gpus_per_job, resume, dist_train)
