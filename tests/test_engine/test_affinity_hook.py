@@ -21,7 +21,8 @@ from branched_mtl.affinity import read_probe
 from branched_mtl.apis import (add_affinity_hook, recombined_config,
                                single_task_config)
 from branched_mtl.engine.hooks.affinity_hook import AffinityHook
-from branched_mtl.engine.hooks.recombination_hook import RecombinationHook
+from branched_mtl.engine.hooks.recombination_hook import (
+    RecombinationHook, resolve_checkpoint)
 from branched_mtl.registry import DATASETS, build_stock
 
 CFG = osp.join(MULTIDIGITS, 'resnet18-thin_all-shared_multidigits.py')
@@ -254,6 +255,10 @@ def test_recombination_errors(cfg, tmp_path):
     os.makedirs(tmp_path / 'empty')
     with pytest.raises(FileNotFoundError, match='last_checkpoint'):
         load(tmp_path / 'left', tmp_path / 'empty')
+    # no last_checkpoint: the latest numbered checkpoint
+    for n in (2, 10):
+        (tmp_path / 'empty' / f'iter_{n}.pth').write_bytes(b'')
+    assert resolve_checkpoint(str(tmp_path / 'empty')).endswith('iter_10.pth')
     corrupt = tmp_path / 'corrupt.pth'
     corrupt.write_bytes(b'not a checkpoint')
     with pytest.raises(ValueError, match='corrupt.pth'):

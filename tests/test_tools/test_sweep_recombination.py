@@ -9,7 +9,6 @@ import multiprocessing
 import os
 import os.path as osp
 import signal
-import subprocess
 import sys
 import time
 

@@ -122,7 +122,8 @@ class AffinityHook(Hook):
                                  'duplicates')
         elif not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError('AffinityHook: give num_samples >= 1 or '
-                             f'sample_indices, got num_samples={num_samples!r}')
+                             'sample_indices, got num_samples='
+                             f'{num_samples!r}')
         if batch_size < 1:
             raise ValueError(f'AffinityHook: batch_size must be >= 1, got '
                              f'{batch_size}')

@@ -5,7 +5,9 @@ bottom l blocks come from j's single-task model and stay frozen, the rest of
 the encoder and i's head from i's single-task model. The hook does the
 loading when training starts, so a recombined run is just a config.
 """
+import glob
 import os.path as osp
+import re
 from typing import Dict, List, Optional, Set, Union
 
 import torch
@@ -24,7 +26,8 @@ def resolve_checkpoint(path: str) -> str:
     names.
 
     Args:
-        path: A ``.pth`` file or an mmengine work dir.
+        path: A ``.pth`` file or an mmengine work dir (its
+            ``last_checkpoint``, else its latest ``*_N.pth``).
 
     Returns:
         Path of an existing checkpoint file.
@@ -33,9 +36,19 @@ def resolve_checkpoint(path: str) -> str:
     if osp.isdir(path):
         last = osp.join(path, 'last_checkpoint')
         if not osp.isfile(last):
+            # a folder of checkpoints without mmengine's pointer file: the
+            # latest iter_N / epoch_N, or its only .pth
+            ckpts = glob.glob(osp.join(glob.escape(path), '*.pth'))
+            numbered = [(int(m.group(1)), c) for c in ckpts
+                        for m in [re.search(r'_(\d+)\.pth$', c)] if m]
+            if len(ckpts) == 1:
+                return ckpts[0]
+            if numbered and len(numbered) == len(ckpts):
+                return max(numbered)[1]
             raise FileNotFoundError(
-                f'{path}: work dir without a last_checkpoint file (has its '
-                'training finished?)')
+                f'{path}: work dir without a last_checkpoint file and '
+                f'without one latest checkpoint ({len(ckpts)} .pth files; '
+                'has its training finished?)')
         with open(last, encoding='utf-8') as f:
             name = f.read().strip()
         if not name:
@@ -132,8 +145,9 @@ class RecombinationHook(Hook):
                  split: int,
                  source_task: Optional[str] = None) -> None:
         if not isinstance(split, int) or isinstance(split, bool) or split < 1:
-            raise ValueError(f'RecombinationHook: split must be an int >= 1 '
-                             f'(number of frozen bottom blocks), got {split!r}')
+            raise ValueError('RecombinationHook: split must be an int >= 1 '
+                             '(number of frozen bottom blocks), got '
+                             f'{split!r}')
         if not isinstance(target_checkpoints, (str, dict)) or \
                 not target_checkpoints:
             raise ValueError('RecombinationHook: target_checkpoints must be '
