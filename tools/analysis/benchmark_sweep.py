@@ -3,7 +3,8 @@
 Trains the single-task models once (stage 0), then runs both sweeps from
 them with the same options, split by split, alternating which mode goes
 first so that a drifting machine load hits both alike. Reports the wall-
-clock ratio of the whole sweeps and the largest difference between their
+clock ratio of the whole sweeps (and their CPU time, which other jobs on a
+shared machine disturb less) and the largest difference between their
 tournament affinities (and per-sample probe losses).
 
     python tools/analysis/benchmark_sweep.py CONFIG --work-dir DIR \\
@@ -17,10 +18,11 @@ import json
 import os
 import os.path as osp
 import platform
+import resource
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from mmengine.config import DictAction
@@ -59,20 +61,30 @@ def _options(cfg_options: Optional[dict]) -> List[str]:
     ]
 
 
-def _sweep(args, work_dir: str, extra: List[str]) -> float:
-    """Run one sweep invocation; returns its wall-clock seconds."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _sweep(args, work_dir: str, extra: List[str]) -> Tuple[float, float]:
+    """Run one sweep invocation.
+
+    Returns:
+        Wall-clock seconds and CPU seconds of the sweep and all its jobs
+        (every process of the tree is waited for, so it is counted).
+    """
     cmd = [sys.executable, SWEEP, args.config, '--work-dir', work_dir,
            '--probe-samples', str(args.probe_samples), '--max-parallel',
            str(args.max_parallel), '--launcher', args.launcher
            ] + extra + _options(args.cfg_options)
     print('$', ' '.join(cmd), flush=True)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu()
     proc = subprocess.run(cmd)
     seconds = time.perf_counter() - start
     if proc.returncode:
         sys.exit(f'benchmark_sweep: sweep failed ({proc.returncode}): '
                  f'{" ".join(cmd)}')
-    return seconds
+    return seconds, _children_cpu() - cpu
 
 
 def _probe_losses(sweep_dir: str) -> Dict[tuple, np.ndarray]:
@@ -110,12 +122,17 @@ def main(argv: Optional[List[str]] = None) -> None:
               '--iters', str(args.iters), '--data-fraction',
               str(args.data_fraction)]
     seconds = {m: [] for m in MODES}
+    cpu = {m: [] for m in MODES}
     for i, split in enumerate(splits):
         order = MODES if i % 2 == 0 else MODES[::-1]
         for mode in order:
-            seconds[mode].append(
-                _sweep(args, osp.join(args.work_dir, mode),
-                       common + ['--mode', mode, '--splits', str(split)]))
+            wall, used = _sweep(
+                args, osp.join(args.work_dir, mode),
+                common + ['--mode', mode, '--splits', str(split)])
+            seconds[mode].append(wall)
+            cpu[mode].append(used)
+            print(f'[benchmark] split {split} {mode}: {wall:.1f} s wall, '
+                  f'{used:.1f} s CPU', flush=True)
     # every job is done now: one invocation per mode collects all splits
     all_splits = ','.join(map(str, splits))
     for mode in MODES:
@@ -133,6 +150,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     assert set(la) == set(lb)
     loss_diff = max(float(np.max(np.abs(la[k] - lb[k]))) for k in la)
     total = {m: sum(v) for m, v in seconds.items()}
+    total_cpu = {m: sum(v) for m, v in cpu.items()}
     result = dict(
         config=args.config, tasks=a['tasks'], layers=a['layers'],
         splits=splits, iters=args.iters, data_fraction=args.data_fraction,
@@ -141,6 +159,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         stage0_seconds=stage0, seconds_per_split=seconds,
         total_seconds=total,
         speedup=total['per-pair'] / total['shared-bottom'],
+        cpu_seconds_per_split=cpu, total_cpu_seconds=total_cpu,
+        cpu_ratio=total_cpu['per-pair'] / total_cpu['shared-bottom'],
         max_abs_affinity_diff=float(diff.max()),
         max_abs_probe_loss_diff=loss_diff,
         machine=dict(cpus=os.cpu_count(), platform=platform.platform(),
