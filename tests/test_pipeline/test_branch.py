@@ -69,10 +69,10 @@ class Recorder:
         self.stop_after = stop_after
 
     def __call__(self, line):
-        self.lines.append(line)
         if self.stop_after is not None and line.startswith(
                 f'[branch] stage {self.stop_after + 1} of'):
-            raise Stop(line)
+            raise Stop(line)  # before the next stage starts any work
+        self.lines.append(line)
 
     def ran(self):
         """Stages that did work (not skipped)."""
