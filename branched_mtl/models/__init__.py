@@ -1,4 +1,5 @@
 from .data_preprocessors import *  # noqa: F401,F403
+from .backbones import *  # noqa: F401,F403
 from .describe import describe_model
 from .encoders import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403

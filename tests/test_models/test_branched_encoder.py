@@ -193,3 +193,20 @@ def test_bad_configs():
         BranchedEncoder(dict(type='mmpretrain.MobileNetV2'), TASKS)
     with pytest.raises(KeyError, match='NoSuchNet'):
         BranchedEncoder(dict(type='NoSuchNet'), TASKS)
+
+
+def test_thin_vgg_is_narrow_and_splits_per_layer():
+    thin = dict(type='ThinVGG', width=32, depth=16, num_classes=-1,
+                norm_cfg=dict(type='BN'), out_indices=(4, ))
+    enc = BranchedEncoder(thin, TASKS, granularity='layer')
+    assert len(enc.block_names) == 13
+    x = torch.randn(2, 3, 64, 64)
+    enc.eval()
+    out = enc(x)['a'][-1]
+    assert out.shape == (2, 32, 2, 2)
+    convs = [m for m in enc.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert max(c.out_channels for c in convs) == 32
+    # stock VGG-16 has 14.7M conv parameters; thin-32 far fewer
+    assert sum(enc.block_params) < 150_000
+    with pytest.raises(ValueError, match='num_classes=-1'):
+        build_stock(dict(thin, num_classes=10))

@@ -1,9 +1,8 @@
-# VGG-16 (stock mmpretrain, with batch norm) shared layer by layer
+# The paper's thin-omega VGG-16 (min(omega, VGG width) channels per conv,
+# mmpretrain's VGG narrowed by ThinVGG, with batch norm) shared layer by layer
 # (granularity='layer': one sharable block per conv layer, as the paper
 # measures affinity after every layer on CelebA), one classifier per
 # attribute with fully connected layers of 2 * omega features.
-# NOTE: the paper's thin-omega width (min(omega, VGG width) channels) needs a
-# width option that mmpretrain's VGG lacks; this config is full width.
 omega = 32
 _attrs = [
     '5_o_Clock_Shadow', 'Arched_Eyebrows', 'Attractive', 'Bags_Under_Eyes',
@@ -23,7 +22,7 @@ model = dict(
         std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
     encoder=dict(
         type='BranchedEncoder',
-        backbone=dict(type='mmpretrain.VGG', depth=16, num_classes=-1,
+        backbone=dict(type='ThinVGG', width=omega, depth=16, num_classes=-1,
                       norm_cfg=dict(type='BN'), out_indices=(4, )),
         tasks=_attrs,
         granularity='layer',
@@ -33,6 +32,6 @@ model = dict(
         neck=dict(type='mmpretrain.GlobalAveragePooling'),
         task_heads={
             a: dict(type='mmpretrain.StackedLinearClsHead', num_classes=2,
-                    in_channels=512, mid_channels=[2 * omega])
+                    in_channels=omega, mid_channels=[2 * omega])
             for a in _attrs
         }))

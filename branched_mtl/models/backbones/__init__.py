@@ -1,0 +1,3 @@
+from .thin_vgg import ThinVGG
+
+__all__ = ['ThinVGG']
