@@ -64,6 +64,14 @@ class _QuietConsole:
         return getattr(self.stream, name)
 
 
+def config_text(cfg: Config) -> str:
+    """The config as text for fingerprints, without the tool settings in
+    ``branch`` (they do not change how a model trains)."""
+    cfg = copy.deepcopy(cfg)
+    cfg.pop('branch', None)
+    return cfg.pretty_text
+
+
 def parse_budget(budget: Any, separate_params: int) -> Optional[int]:
     """``'25M'``, ``'300K'``, ``'60%'`` (of the single-task models
     together), or a number of parameters."""
@@ -271,14 +279,13 @@ class BranchJob:
         def progress(name: str) -> None:
             self.log(f'[branch] stage {next(step)} of {len(names)}: {name}')
 
-        probe = dict(self.settings.get('probe', dict(dataset='val',
-                                                     num_samples=64)))
+        probe = self._probe()
         single_fps = {}
         for task in self.tasks:
             progress(f'single_task/{task}')
             cfg = add_affinity_hook(single_task_config(self.cfg, task),
                                     **probe)
-            fp = fingerprint('single_task', cfg.pretty_text)
+            fp = fingerprint('single_task', config_text(cfg))
             single_fps[task] = fp
             self.results[f'single_task/{task}'] = self._train_and_test(
                 f'single_task/{task}', cfg, self._dir('single_task', task),
@@ -286,13 +293,14 @@ class BranchJob:
 
         progress('affinity')
         aff_fp = fingerprint('affinity', self.affinity_method, single_fps,
-                             self.cfg.pretty_text
-                             if self.affinity_method == 'tournament' else '')
+                             config_text(self.cfg)
+                             if self.affinity_method == 'tournament' else '',
+                             self.settings.get('sweep'))
         affinity_path = self._affinity(aff_fp)
 
         progress('tree')
         tree_fp = fingerprint('tree', aff_fp, self.alpha, self.budget,
-                              self.method, self.top_n, self.cfg.pretty_text)
+                              self.method, self.top_n, config_text(self.cfg))
         tree = self._tree(tree_fp, affinity_path)
         branches = tree['branches']
 
@@ -300,14 +308,14 @@ class BranchJob:
         branched_cfg = Config.fromfile(tree['config'])
         self.results['branched'] = self._train_and_test(
             'branched', branched_cfg, self._dir('branched'),
-            fingerprint('branched', tree_fp, branched_cfg.pretty_text),
+            fingerprint('branched', tree_fp, config_text(branched_cfg)),
             dict(branches=branches))
 
         progress('all_shared')
         shared_cfg = self._with_tree(None)
         self.results['all_shared'] = self._train_and_test(
             'all_shared', shared_cfg, self._dir('all_shared'),
-            fingerprint('all_shared', shared_cfg.pretty_text),
+            fingerprint('all_shared', config_text(shared_cfg)),
             dict(branches=all_shared(self.tasks, len(branches))))
 
         rng = np.random.default_rng(self.seed)
@@ -318,13 +326,18 @@ class BranchJob:
             self.results[f'random/{k}'] = self._train_and_test(
                 f'random/{k}', cfg, self._dir('random', str(k)),
                 fingerprint('random', tree_fp, k, self.seed,
-                            cfg.pretty_text), dict(branches=rand))
+                            config_text(cfg)), dict(branches=rand))
 
         progress('report')
         from .report import write_report
         report = write_report(self, affinity_path, tree)
         self.log(f'[branch] report: {report}')
         return self.results
+
+    def _probe(self) -> dict:
+        """AffinityHook settings: the same K held-out samples in every run."""
+        return dict(self.settings.get('probe', dict(dataset='val',
+                                                    num_samples=64)))
 
     def _affinity(self, fp: str) -> str:
         path = self._dir('affinity', 'affinity.json')
@@ -347,7 +360,15 @@ class BranchJob:
                     'tournament affinity with --launcher slurm: run '
                     'tools/sweep_recombination.py --launcher slurm, then '
                     'rerun tools/branch.py once the array finished')
-            cmd += ['--gpus-per-job', str(self.gpus)]
+            # the sweep's cost cutters come from the config's
+            # branch.sweep (mode, iters, data_fraction, splits, ...)
+            sweep = dict(self.settings.get('sweep', {}))
+            sweep.setdefault('probe_samples', self._probe().get(
+                'num_samples', 64))
+            for key, value in sorted(sweep.items()):
+                cmd += [f'--{key.replace("_", "-")}', str(value)]
+            cmd += ['--gpus-per-job', str(self.gpus), '--launcher',
+                    'pytorch' if self.launcher == 'pytorch' else 'none']
             subprocess.run(cmd, check=True)
             doc = load_affinity(osp.join(sweep_dir,
                                          'affinity_tournament.json'))

@@ -4,7 +4,7 @@
 # Every model (single-task, branched, all-shared, random) trains with this
 # same schedule.
 _base_ = ['./resnet18-thin_all-shared_multidigits.py']
-iters = 400
+iters = 300
 train_cfg = dict(max_iters=iters, val_interval=iters)
 param_scheduler = [
     dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=iters,
@@ -12,6 +12,10 @@ param_scheduler = [
 ]
 default_hooks = dict(
     logger=dict(interval=100), checkpoint=dict(interval=iters))
-# settings of tools/branch.py: R random trees of the chosen size, and the
-# held-out samples the AffinityHook probes in every single-task run
-branch = dict(random_trees=3, probe=dict(dataset='val', num_samples=64))
+# settings of tools/branch.py: R random trees of the chosen size, the
+# held-out samples the AffinityHook probes in every run, and (for
+# --affinity tournament) the cost cutters of the recombination sweep
+branch = dict(
+    random_trees=3,
+    probe=dict(dataset='val', num_samples=64),
+    sweep=dict(mode='shared-bottom', iters=60, data_fraction=0.25))

@@ -3,7 +3,7 @@ import torch
 from mmpretrain.structures import DataSample, MultiTaskDataSample
 
 from branched_mtl.models import MultiTaskHead
-from branched_mtl.registry import MODELS, build_stock
+from branched_mtl.registry import build_stock
 
 
 def heads(**weights):
@@ -64,7 +64,9 @@ def test_names_do_not_clash_with_mmpretrain():
     ours = build_stock(dict(type='MultiTaskHead', task_heads=dict(
         a=dict(type='LinearClsHead', num_classes=3, in_channels=4))))
     assert type(ours) is MultiTaskHead
-    theirs = MODELS.build(dict(type='mmpretrain.MultiTaskHead', task_heads=dict(
+    # through build_stock, as our components build stock ones: nested builds
+    # then resolve in mmpretrain whatever the current default scope
+    theirs = build_stock(dict(type='mmpretrain.MultiTaskHead', task_heads=dict(
         a=dict(type='LinearClsHead', num_classes=3, in_channels=4))))
     assert type(theirs).__module__.startswith('mmpretrain')
 
