@@ -241,12 +241,45 @@ def wait_for(cond, what, timeout=120):
 
 
 def _sweep_process(argv, log, environ):
-    """Body of a forked sweep: its own session, output to ``log``."""
+    """Body of a forked sweep: its own session, all output to ``log``."""
     os.setsid()
     os.environ.clear()
     os.environ.update(environ)
-    sys.stdout = sys.stderr = open(log, 'w', buffering=1)
-    os._exit(load_tool().main(argv))
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    # the OS-level fds too: nothing may hold pytest's output pipe
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    sys.stdout = sys.stderr = open(1, 'w', buffering=1, closefd=False)
+    code = 1
+    try:
+        code = load_tool().main(argv)
+    finally:
+        sys.stdout.flush()
+        os._exit(code)
+
+
+def read(path):
+    return open(path).read() if osp.exists(path) else ''
+
+
+def _cleanup(work, procs, holds):
+    """Whatever a failed test left running: release and stop it."""
+    for hold in holds:
+        open(hold, 'a').close()
+    for proc in procs:
+        if proc.is_alive():
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.join()
+    for d in all_jobs(work):
+        for line in read(osp.join(d, 'attempts.log')).splitlines():
+            if 'pid=' not in line:
+                continue
+            pid = int(line.split('pid=')[-1])
+            try:  # only a job of this test (pids get reused)
+                if work in open(f'/proc/{pid}/cmdline').read():
+                    os.killpg(pid, signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass
 
 
 def test_resume_after_kill(tmp_path, fake_launcher):
@@ -261,12 +294,14 @@ def test_resume_after_kill(tmp_path, fake_launcher):
     # forked from this process, which has imported everything already:
     # a sweep process that starts in no time, and can be killed with -9
     ctx = multiprocessing.get_context('fork')
+    procs = []
 
     def start(hold, log, *extra):
         proc = ctx.Process(target=_sweep_process,
                            args=(argv + list(extra), log,
                                  env(FAKE_HOLD=hold)))
         proc.start()
+        procs.append(proc)
         return proc
 
     def started():
@@ -274,43 +309,47 @@ def test_resume_after_kill(tmp_path, fake_launcher):
         return [d for d in all_jobs(work) if attempts(d)[0] > attempts(d)[1]
                 and osp.exists(osp.join(d, 'last_checkpoint'))]
 
-    # 1: both single-task jobs start and wait; kill -9 the sweep only
-    sweep = start(hold1, str(tmp_path / 'sweep1.log'))
-    wait_for(lambda: len(started()) == 2, 'two running jobs')
-    orphans = started()
-    os.kill(sweep.pid, signal.SIGKILL)
-    sweep.join()
+    try:
+        # 1: both single-task jobs start and wait; kill -9 the sweep only
+        sweep = start(hold1, str(tmp_path / 'sweep1.log'))
+        wait_for(lambda: len(started()) == 2, 'two running jobs')
+        orphans = started()
+        os.kill(sweep.pid, signal.SIGKILL)
+        sweep.join()
 
-    # 2: a new sweep waits for the orphans instead of running them again,
-    # then runs stage 1 jobs; kill -9 it and its jobs (a crash)
-    log2 = str(tmp_path / 'sweep2.log')
-    sweep = start(hold2, log2)
-    wait_for(lambda: '[sweep] [' in open(log2).read(), 'the second sweep')
-    # it counts the orphans as running, and waits
-    assert '0/10 done, 2 running' in open(log2).read()
-    open(hold1, 'w').close()  # the orphans finish
-    wait_for(lambda: all(osp.isfile(osp.join(d, 'done.json'))
-                         for d in orphans), 'orphans to finish')
-    wait_for(lambda: len([d for d in started() if '/jobs/' in d]) == 2,
-             'two stage 1 jobs running')
-    crashed = [d for d in started() if '/jobs/' in d]
-    for d in crashed:
-        pid = int(open(osp.join(d, 'attempts.log')).read().split('pid=')[-1])
-        os.killpg(pid, signal.SIGKILL)
-    os.kill(sweep.pid, signal.SIGKILL)
-    sweep.join()
+        # 2: a new sweep waits for the orphans instead of running them
+        # again, then runs stage 1 jobs; kill -9 it and its jobs (a crash)
+        log2 = str(tmp_path / 'sweep2.log')
+        sweep = start(hold2, log2)
+        wait_for(lambda: '[sweep] [' in read(log2), 'the second sweep')
+        # it counts the orphans as running, and waits
+        assert '0/10 done, 2 running' in read(log2), read(log2)
+        open(hold1, 'w').close()  # the orphans finish
+        wait_for(lambda: all(osp.isfile(osp.join(d, 'done.json'))
+                             for d in orphans), 'orphans to finish')
+        wait_for(lambda: len([d for d in started() if '/jobs/' in d]) == 2,
+                 'two stage 1 jobs running')
+        crashed = [d for d in started() if '/jobs/' in d]
+        for d in crashed:
+            pid = int(read(osp.join(d, 'attempts.log')).split('pid=')[-1])
+            os.killpg(pid, signal.SIGKILL)
+        os.kill(sweep.pid, signal.SIGKILL)
+        sweep.join()
 
-    # 3: the same command completes the sweep, resuming the crashed jobs
-    log3 = str(tmp_path / 'sweep3.log')
-    sweep = start('', log3, '--resume')
-    sweep.join(300)
-    assert sweep.exitcode == 0, open(log3).read()[-3000:]
+        # 3: the same command completes the sweep, resuming crashed jobs
+        log3 = str(tmp_path / 'sweep3.log')
+        sweep = start('', log3, '--resume')
+        sweep.join(300)
+        assert sweep.exitcode == 0, read(log3)[-3000:]
+    finally:
+        _cleanup(work, procs, [hold1, hold2])
+
     jobs = all_jobs(work)
     assert len(jobs) == 2 + 2 * 2 * 2
     for d in jobs:
         starts, dones = attempts(d)
         assert dones == 1, d  # nothing lost, nothing finished twice
-        runs = open(osp.join(d, 'fake_runs.log')).read().splitlines()
+        runs = read(osp.join(d, 'fake_runs.log')).splitlines()
         assert len(runs) == starts, d
         if d in orphans:
             assert starts == 1, d  # the second sweep did not rerun them
@@ -321,7 +360,7 @@ def test_resume_after_kill(tmp_path, fake_launcher):
             assert starts == 1, d
             assert '--resume' not in runs[0]
     ports = {r.split('PORT=')[1] for d in jobs
-             for r in open(osp.join(d, 'fake_runs.log'))}
+             for r in read(osp.join(d, 'fake_runs.log')).splitlines()}
     assert len(ports) > 1
     aff = load_affinity(osp.join(work, 'affinity_tournament.json'))
     assert aff['affinity'].shape == (2, 2, 2)
