@@ -13,12 +13,12 @@ An affinity file is JSON::
 """
 import json
 import os
-import tempfile
 from collections import Counter
 from typing import Any, Dict, Mapping, Sequence, Union
 
 import numpy as np
 
+from branched_mtl.utils.io import write_text_atomic
 from .tournament import to_float64_array
 
 __all__ = ['AFFINITY_METHODS', 'load_affinity', 'save_affinity',
@@ -115,20 +115,7 @@ def save_affinity(path: PathLike, tasks: Sequence[str],
     # Serialise before touching the file system so a bad meta leaves no
     # temporary file behind.
     text = json.dumps(doc, indent=2, allow_nan=False, default=_json_default)
-    out_dir = os.path.dirname(os.path.abspath(path))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=out_dir, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text + '\n')
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_text_atomic(text + '\n', str(path))
 
 
 def _json_default(obj: Any) -> Any:

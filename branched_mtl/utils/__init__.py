@@ -1,4 +1,7 @@
 from .dist import prepare_cpu_distributed
-from .io import dump_json_atomic, write_text_atomic
+from .io import dump_json_atomic, open_atomic, write_text_atomic
 
-__all__ = ['dump_json_atomic', 'write_text_atomic', 'prepare_cpu_distributed']
+__all__ = [
+    'dump_json_atomic', 'open_atomic', 'write_text_atomic',
+    'prepare_cpu_distributed'
+]

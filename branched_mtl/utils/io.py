@@ -1,23 +1,31 @@
 """Atomic writes: a result file is either complete or absent."""
+import contextlib
 import json
 import os
 import os.path as osp
 import tempfile
-from typing import Any
+from typing import IO, Any, Iterator
 
 
-def write_text_atomic(text: str, path: str) -> None:
-    """Write ``text`` to ``path`` through a temp file and a rename.
+@contextlib.contextmanager
+def open_atomic(path: str, mode: str = 'w') -> Iterator[IO]:
+    """Open a temp file beside ``path``; on success rename it to ``path``.
 
-    A reader (or a rerun after ``kill -9``) never sees a half-written file.
+    A reader (or a rerun after ``kill -9``) never sees a half-written file;
+    on an error the temp file is removed and ``path`` is left as it was.
+
+    Args:
+        path: The final file.
+        mode: ``'w'`` (text, utf-8) or ``'wb'``.
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path),
                                suffix='.tmp')
     try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
+        with os.fdopen(fd, mode, **({} if 'b' in mode else
+                                    dict(encoding='utf-8'))) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -25,6 +33,12 @@ def write_text_atomic(text: str, path: str) -> None:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_text_atomic(text: str, path: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with open_atomic(path) as f:
+        f.write(text)
 
 
 def dump_json_atomic(obj: Any, path: str, indent: int = 2) -> None:

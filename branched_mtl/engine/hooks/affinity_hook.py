@@ -8,7 +8,6 @@ the format that :mod:`branched_mtl.affinity.collect` reads.
 import copy
 import os
 import os.path as osp
-import tempfile
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -20,7 +19,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from branched_mtl.registry import DATASETS, HOOKS, build_stock
-from branched_mtl.utils.io import dump_json_atomic
+from branched_mtl.utils.io import dump_json_atomic, open_atomic
 
 PROBE_DIRNAME = 'affinity_probe'
 _SPLIT_NAMES = ('train', 'val', 'test')
@@ -28,20 +27,8 @@ _SPLIT_NAMES = ('train', 'val', 'test')
 
 def _save_npy_atomic(arr: np.ndarray, path: str) -> None:
     """``np.save`` through a temp file and :func:`os.replace`."""
-    folder = osp.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path),
-                               suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            np.save(f, arr)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with open_atomic(path, 'wb') as f:
+        np.save(f, arr)
 
 
 def _check_recombination(rec: Optional[dict]) -> Optional[dict]:
