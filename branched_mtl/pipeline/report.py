@@ -15,12 +15,19 @@ from branched_mtl.visualization.affinity import (plot_affinity_heatmaps,
 from .measure import input_shape, measure_model
 
 
-def primary_keys(metrics: Dict[str, float], tasks: List[str]
-                 ) -> Dict[str, str]:
-    """Each task's primary metric: the first ``<task>/...`` key reported."""
+def primary_keys(metrics: Dict[str, float], tasks: List[str],
+                 primary: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """Each task's primary metric: ``<task>/<primary[task]>`` when the
+    evaluator names one, else the first ``<task>/...`` key reported."""
     keys = {}
+    primary = primary or {}
     for task in tasks:
-        key = next((k for k in metrics if k.startswith(f'{task}/')), None)
+        if task in primary:
+            key = f'{task}/{primary[task]}'
+            key = key if key in metrics else None
+        else:
+            key = next((k for k in metrics if k.startswith(f'{task}/')),
+                       None)
         if key is None:
             raise KeyError(f'no metric for task {task!r} in {sorted(metrics)}')
         keys[task] = key
@@ -36,9 +43,10 @@ def summarise(job: Any) -> Tuple[List[dict], Dict[str, str]]:
     """One row per model: per-task metric, Δm, params, FLOPs, throughput."""
     tasks = job.tasks
     single = {t: job.results[f'single_task/{t}'] for t in tasks}
-    keys = primary_keys(single[tasks[0]]['metrics'], tasks[:1])
-    for t in tasks[1:]:
-        keys.update(primary_keys(single[t]['metrics'], [t]))
+    primary = dict(job.cfg.get('test_evaluator', {}).get('primary') or {})
+    keys = {}
+    for t in tasks:
+        keys.update(primary_keys(single[t]['metrics'], [t], primary))
     reference = {keys[t]: single[t]['metrics'][keys[t]] for t in tasks}
     lower = [keys[t] for t in _lower_is_better(job.cfg)]
     shape = input_shape(job.cfg)
