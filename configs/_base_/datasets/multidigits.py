@@ -1,6 +1,8 @@
 # MultiDigits: two sklearn digits side by side, five classification tasks.
 tasks = ['left', 'right', 'left_parity', 'right_parity', 'sum']
-dataset_type = 'MultiDigits'
+# named with its scope so that loops from a stock mmseg::/mmpretrain:: schedule
+# in _base_ (which build data sets and metrics in their own scope) find it
+dataset_type = 'branched_mtl.MultiDigits'
 pipeline = [
     dict(type='mmpretrain.PackMultiTaskInputs', multi_task_fields=('gt_label',)),
 ]
@@ -23,6 +25,6 @@ test_dataloader = dict(
     dataset=dict(type=dataset_type, split='test', num_samples=1000,
                  tasks=tasks, pipeline=pipeline))
 val_evaluator = dict(
-    type='MultiTaskMetric',
+    type='branched_mtl.MultiTaskMetric',
     task_metrics={t: dict(type='mmpretrain.Accuracy') for t in tasks})
 test_evaluator = val_evaluator
