@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 # 'auto' uses the exact search up to this many tasks. Measured on the 2-core
-# CPU (docs/benchmarks_tree.md), L = 13 blocks: N = 8 takes ~0.3 s, N = 9
+# CPU (docs/benchmarks.md, "Tree search"), L = 13 blocks: N = 8 takes ~0.3 s, N = 9
 # 1-3 s; with a budget (a Pareto front per partition) N = 7 ~0.2 s, N = 8
 # 2-5 s, N = 9 15-30 s.
 EXACT_MAX_TASKS = 8
@@ -48,7 +48,7 @@ EXACT_HARD_LIMIT = 10
 _EPS = 1e-9
 # k-means restarts per spectral clustering. sklearn's default is 10; on
 # CelebA-sized synthetic cases 3 found the cheaper tree in 4 of 6 (the beam
-# is greedy) with about half the CPU time (docs/benchmarks_tree.md).
+# is greedy) with about half the CPU time (docs/benchmarks.md, "Tree search").
 _KMEANS_N_INIT = 3
 # Spectral clustering needs a connected graph with non-negative weights.
 _MIN_GROUP_AFFINITY = 1e-6
