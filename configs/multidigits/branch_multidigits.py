@@ -4,7 +4,7 @@
 # Every model (single-task, branched, all-shared, random) trains with this
 # same schedule.
 _base_ = ['./resnet18-thin_all-shared_multidigits.py']
-iters = 300
+iters = 400
 train_cfg = dict(max_iters=iters, val_interval=iters)
 param_scheduler = [
     dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=iters,
