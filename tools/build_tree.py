@@ -15,7 +15,6 @@ trade-off between parameters and clustering cost to choose alpha from.
 """
 import argparse
 import os.path as osp
-import re
 import sys
 from typing import List, Optional
 
@@ -26,20 +25,15 @@ from branched_mtl.tree import (all_shared, alpha_sweep, count_tree_params,
                                search_tree, tree_cost_breakdown)
 from branched_mtl.tree.config_writer import (check_task_names,
                                              write_tree_config)
+from branched_mtl.tree.budget import parse_budget as tree_parse_budget
 from branched_mtl.tree.draw import draw_tree
-
-_SUFFIX = {'': 1, 'K': 10**3, 'M': 10**6, 'G': 10**9}
-
 
 def parse_budget(text: str) -> int:
     """'25M' -> 25_000_000, '300K' -> 300_000, '1.5M', plain ints."""
-    m = re.fullmatch(r'\s*(\d+(?:\.\d*)?|\.\d+)\s*([kKmMgG]?)\s*',
-                     str(text).replace('_', '').replace(',', ''))
-    if not m:
-        raise argparse.ArgumentTypeError(
-            f'budget must be a parameter count like 25M, 300K or 1200000, '
-            f'got {text!r}')
-    return int(round(float(m.group(1)) * _SUFFIX[m.group(2).upper()]))
+    try:
+        return tree_parse_budget(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _alpha(text: str) -> float:

@@ -1,5 +1,5 @@
 """The main job (tools/branch.py): every step of the method, resumable."""
-from .branch import BranchJob, parse_budget
+from .branch import BranchJob
 from .stages import StageBook, fingerprint
 
-__all__ = ['BranchJob', 'StageBook', 'fingerprint', 'parse_budget']
+__all__ = ['BranchJob', 'StageBook', 'fingerprint']

@@ -29,7 +29,8 @@ from branched_mtl.apis import (add_affinity_hook, config_tasks,
 from branched_mtl.apis.runner import evaluate, load_config, train
 from branched_mtl.models import describe_model
 from branched_mtl.tree import (all_shared, count_tree_params, fully_separate,
-                               random_tree_like, validate_branches)
+                               parse_budget, random_tree_like,
+                               validate_branches)
 from .stages import StageBook, fingerprint
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -70,22 +71,6 @@ def config_text(cfg: Config) -> str:
     cfg = copy.deepcopy(cfg)
     cfg.pop('branch', None)
     return cfg.pretty_text
-
-
-def parse_budget(budget: Any, separate_params: int) -> Optional[int]:
-    """``'25M'``, ``'300K'``, ``'60%'`` (of the single-task models
-    together), or a number of parameters."""
-    if budget is None:
-        return None
-    text = str(budget).strip()
-    if text.endswith('%'):
-        return int(float(text[:-1]) / 100 * separate_params)
-    scale = {'K': 1e3, 'M': 1e6, 'G': 1e9}.get(text[-1:].upper())
-    try:
-        return int(float(text[:-1]) * scale) if scale else int(float(text))
-    except ValueError:
-        raise ValueError(f'budget {budget!r}: write e.g. 25M, 300K, 60% or '
-                         'a number of parameters') from None
 
 
 class BranchJob:
@@ -175,7 +160,8 @@ class BranchJob:
             all_shared(self.tasks, nb), bp, hp)
         self.separate_params = count_tree_params(
             fully_separate(self.tasks, nb), bp, hp)
-        self.budget = parse_budget(self._budget_arg, self.separate_params)
+        self.budget = None if self._budget_arg is None else parse_budget(
+            self._budget_arg, self.separate_params)
         if self.budget is not None and self.budget < self.shared_params:
             raise ValueError(
                 f'budget {self.budget:,} parameters is below the all-shared '

@@ -1,3 +1,4 @@
+from .budget import parse_budget
 from .branches import (all_shared, count_tree_params, format_tree,
                        fully_separate, tree_nodes, validate_branches)
 from .config_writer import check_task_names, write_tree_config
@@ -11,6 +12,6 @@ __all__ = [
     'validate_branches', 'all_shared', 'fully_separate', 'tree_nodes',
     'count_tree_params', 'format_tree', 'tree_cost', 'tree_cost_breakdown',
     'check_affinity', 'reorder_affinity', 'all_shared_alpha', 'search_tree',
-    'alpha_sweep', 'random_tree_like', 'check_task_names',
+    'alpha_sweep', 'random_tree_like', 'parse_budget', 'check_task_names',
     'write_tree_config', 'draw_tree'
 ]

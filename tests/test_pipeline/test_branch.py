@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from branched_mtl.pipeline import BranchJob, parse_budget
+from branched_mtl.pipeline import BranchJob
+from branched_mtl.tree import parse_budget
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BASE = osp.join(ROOT, 'configs', 'multidigits', 'branch_multidigits.py')
@@ -195,5 +196,7 @@ def test_parse_budget():
     assert parse_budget('300k', 0) == 300_000
     assert parse_budget('60%', 1000) == 600
     assert parse_budget(1234, 0) == 1234
-    with pytest.raises(ValueError, match='write e.g.'):
+    with pytest.raises(ValueError, match='like 25M'):
         parse_budget('lots', 0)
+    with pytest.raises(ValueError, match='percentage needs'):
+        parse_budget('60%')
