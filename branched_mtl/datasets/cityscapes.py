@@ -5,6 +5,7 @@ from typing import List, Optional, Sequence
 from mmseg.datasets import CityscapesDataset
 
 from branched_mtl.registry import DATASETS
+from .utils import select_tasks
 
 CITYSCAPES_TASK_FIELDS = dict(semseg='gt_seg_map', instance='gt_offset_map',
                               depth='gt_depth_map')
@@ -38,11 +39,8 @@ class CityscapesMultiTask(CityscapesDataset):
     def __init__(self, split: str = 'train',
                  tasks: Optional[Sequence[str]] = None,
                  check_files: bool = True, **kwargs) -> None:
-        tasks = tuple(CITYSCAPES_TASK_FIELDS if tasks is None else tasks)
-        unknown = [t for t in tasks if t not in CITYSCAPES_TASK_FIELDS]
-        if unknown or not tasks:
-            raise ValueError(f'CityscapesMultiTask: unknown task(s) {unknown}'
-                             f' (tasks are {list(CITYSCAPES_TASK_FIELDS)})')
+        tasks = select_tasks('CityscapesMultiTask', tasks,
+                             CITYSCAPES_TASK_FIELDS)
         self.split = split
         self.tasks = tasks
         self.check_files = check_files

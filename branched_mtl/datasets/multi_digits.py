@@ -10,6 +10,7 @@ from mmengine.dataset import BaseDataset
 from scipy.ndimage import zoom
 
 from branched_mtl.registry import DATASETS
+from .utils import select_tasks
 
 SPLITS = ('train', 'val', 'test')
 
@@ -59,12 +60,7 @@ class MultiDigits(BaseDataset):
         if split not in SPLITS:
             raise ValueError(f'MultiDigits: split must be one of {SPLITS}, '
                              f'got {split!r}')
-        all_tasks = self.METAINFO['tasks']
-        tasks = tuple(all_tasks if tasks is None else tasks)
-        unknown = [t for t in tasks if t not in all_tasks]
-        if unknown or not tasks:
-            raise ValueError(f'MultiDigits: unknown task(s) {unknown} '
-                             f'(tasks are {list(all_tasks)})')
+        tasks = select_tasks('MultiDigits', tasks, self.METAINFO['tasks'])
         if num_samples < 1:
             raise ValueError(f'MultiDigits: num_samples must be >= 1, got '
                              f'{num_samples}')

@@ -5,6 +5,7 @@ from typing import List, Optional, Sequence
 from mmseg.datasets import NYUDataset
 
 from branched_mtl.registry import DATASETS
+from .utils import select_tasks
 
 NYU40_CLASSES = (
     'wall', 'floor', 'cabinet', 'bed', 'chair', 'sofa', 'table', 'door',
@@ -53,11 +54,7 @@ class NYUv2MultiTask(NYUDataset):
         if num_classes not in (13, 40):
             raise ValueError(f'NYUv2MultiTask: num_classes must be 13 or 40, '
                              f'got {num_classes}')
-        tasks = tuple(NYU_TASK_FIELDS if tasks is None else tasks)
-        unknown = [t for t in tasks if t not in NYU_TASK_FIELDS]
-        if unknown or not tasks:
-            raise ValueError(f'NYUv2MultiTask: unknown task(s) {unknown} '
-                             f'(tasks are {list(NYU_TASK_FIELDS)})')
+        tasks = select_tasks('NYUv2MultiTask', tasks, NYU_TASK_FIELDS)
         self.split = split
         self.tasks = tasks
         self.check_files = check_files

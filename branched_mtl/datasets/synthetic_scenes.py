@@ -21,6 +21,7 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 
 from branched_mtl.registry import DATASETS
+from .utils import select_tasks
 from .transforms.dense_transforms import add_dense_field
 
 SPLITS = ('train', 'val', 'test')
@@ -307,11 +308,7 @@ class SyntheticScenes(BaseDataset):
         if split not in SPLITS:
             raise ValueError(f'SyntheticScenes: split must be one of '
                              f'{SPLITS}, got {split!r}')
-        tasks = tuple(TASK_FIELDS if tasks is None else tasks)
-        unknown = [t for t in tasks if t not in TASK_FIELDS]
-        if unknown or not tasks:
-            raise ValueError(f'SyntheticScenes: unknown task(s) {unknown} '
-                             f'(tasks are {list(TASK_FIELDS)})')
+        tasks = select_tasks('SyntheticScenes', tasks, TASK_FIELDS)
         if num_samples < 1:
             raise ValueError(f'SyntheticScenes: num_samples must be >= 1, '
                              f'got {num_samples}')
