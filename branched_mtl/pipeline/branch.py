@@ -11,6 +11,7 @@ rerun when its inputs are unchanged):
    same size, trained and tested,
 5. the report (``report.md`` with tables and figures).
 """
+import contextlib
 import copy
 import importlib.util
 import os
@@ -198,11 +199,8 @@ class BranchJob:
             run_cfg = load_config(cfg_path, folder, resume=resume)
             # unique names keep in-process runs' message hubs apart
             run_cfg.experiment_name = f'{name}_{time.time_ns()}'
-            stdout, sys.stdout = sys.stdout, _QuietConsole(sys.stdout)
-            try:
+            with contextlib.redirect_stdout(_QuietConsole(sys.stdout)):
                 train(run_cfg)
-            finally:
-                sys.stdout = stdout
         else:
             env = dict(os.environ, PYTHON=sys.executable)
             if self.launcher == 'pytorch':
@@ -235,11 +233,8 @@ class BranchJob:
         test_cfg = load_config(osp.join(folder, 'config.py'),
                                osp.join(folder, 'test'))
         test_cfg.experiment_name = f'{name}_test_{time.time_ns()}'
-        stdout, sys.stdout = sys.stdout, _QuietConsole(sys.stdout)
-        try:
+        with contextlib.redirect_stdout(_QuietConsole(sys.stdout)):
             metrics = evaluate(test_cfg, ckpt)
-        finally:
-            sys.stdout = stdout
         result = dict(checkpoint=ckpt, config=osp.join(folder, 'config.py'),
                       metrics=metrics, **(extra or {}))
         self.book.finish(name, fp, result)
