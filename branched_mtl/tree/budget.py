@@ -16,7 +16,8 @@ def parse_budget(text: Any, separate_params: Optional[int] = None) -> int:
             needed for a percentage.
 
     Returns:
-        The budget in parameters.
+        The budget in parameters; a percentage is rounded to the nearest
+        one.
 
     Raises:
         ValueError: naming the text that is not a budget.
@@ -34,7 +35,9 @@ def parse_budget(text: Any, separate_params: Optional[int] = None) -> int:
             pct = float('nan')
         if not (math.isfinite(pct) and pct > 0):
             raise ValueError(f'budget {text!r}: the percentage must be > 0')
-        return int(pct / 100 * separate_params)
+        # Multiplying first keeps whole percentages exact (0.29 * 100 is
+        # 28.999...), and a budget is the nearest whole parameter count.
+        return int(round(pct * separate_params / 100))
     m = re.fullmatch(r'(\d+(?:\.\d*)?|\.\d+)\s*([kKmMgG]?)', s)
     if not m:
         raise ValueError(

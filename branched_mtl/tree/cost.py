@@ -5,10 +5,11 @@ For a tree over L blocks::
     C = sum_l  C_clustering^l + alpha * C_complexity^l
 
 ``C_clustering^l`` is the mean over the groups at block l of the largest
-pairwise distance ``1 - A[l, i, j]`` inside the group (a one-task group
-contributes 0); ``C_complexity^l = (b_l - 1) * 2 ** p_l`` with ``b_l`` the
-number of groups at block l and ``p_l`` the number of down-sampling steps from
-block l's input to the encoder's output, block l's own included (``pools``).
+distance ``1 - A[l, i, j]`` between two different tasks i != j of the group (a
+one-task group contributes 0; the diagonal A[l, i, i] never counts);
+``C_complexity^l = (b_l - 1) * 2 ** p_l`` with ``b_l`` the number of groups at
+block l and ``p_l`` the number of down-sampling steps from block l's input to
+the encoder's output, block l's own included (``pools``).
 """
 import math
 from numbers import Real
@@ -23,6 +24,8 @@ SYMMETRY_ATOL = 1e-6
 # Tournament affinities lie in (0, 1) and RSA (Spearman) ones in [-1, 1].
 # Bounding A by 1 keeps every distance 1 - A non-negative, which is what makes
 # alpha = 0 pick fully separate networks and a large alpha the shared one.
+# Only the off-diagonal is bounded: the cost never reads A[l, i, i], and a
+# tournament affinity's diagonal P[i, i] is legitimately below 1.
 RANGE_ATOL = 1e-6
 
 
@@ -73,8 +76,10 @@ def check_affinity(affinity, tasks: Sequence[str]) -> np.ndarray:
         The affinity as a float64 array of shape (L, N, N).
 
     Raises:
-        ValueError: on a wrong shape, a non-finite value, a value outside
-            [-1, 1], or a block that is not symmetric.
+        ValueError: on a wrong shape, a non-finite value (diagonal included),
+            an off-diagonal value outside [-1, 1], or a block that is not
+            symmetric. The diagonal may be anything finite: the cost ignores
+            it.
     """
     tasks = list(tasks)
     try:
@@ -141,11 +146,25 @@ def reorder_affinity(affinity, file_tasks: Sequence[str],
 
 
 def group_distance(dist_l: np.ndarray, index: Sequence[int]) -> float:
-    """Largest pairwise distance inside one group (0 for one task)."""
+    """The clustering cost of one group: its largest distance between two
+    different tasks.
+
+    A task's distance to itself, ``1 - A[i, i]``, is left out: a tournament
+    affinity's diagonal is ``P[i, i] < 1``, and counting it would charge a
+    group for a task another task's encoder serves as well as its own.
+
+    Args:
+        dist_l: (N, N) distances ``1 - A`` at one block.
+        index: Task indices of the group.
+
+    Returns:
+        The largest ``dist_l[i, j]`` over i != j in the group; 0 for one task.
+    """
+    index = list(index)
     if len(index) < 2:
         return 0.0
     sub = dist_l[np.ix_(index, index)]
-    return float(sub.max())
+    return float(sub[~np.eye(len(index), dtype=bool)].max())
 
 
 def tree_cost_breakdown(branches: Branches,
@@ -208,9 +227,9 @@ def all_shared_alpha(affinity, tasks: Sequence[str]) -> float:
     """An alpha from which on the all-shared tree is optimal.
 
     Every other tree has a block with >= 2 groups, i.e. a complexity cost of at
-    least 1 (``2 ** p >= 1``), and a clustering cost >= 0 (affinities <= 1);
-    the all-shared tree costs its clustering cost alone. So any
-    alpha >= that clustering cost makes the all-shared tree a minimum.
+    least 1 (``2 ** p >= 1``), and a clustering cost >= 0 (off-diagonal
+    affinities <= 1); the all-shared tree costs its clustering cost alone. So
+    any alpha >= that clustering cost makes the all-shared tree a minimum.
 
     Returns:
         The total clustering cost of the all-shared tree.

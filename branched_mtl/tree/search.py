@@ -5,7 +5,8 @@ Two searches over the same cost (:mod:`branched_mtl.tree.cost`):
 * ``beam``: the paper's procedure. Top-down from the deepest block: at each
   block the groups of the block below are clustered by spectral clustering
   into m = 1 .. b groups, and the ``top_n`` partial trees of least cost summed
-  over the blocks decided so far are kept.
+  over the blocks decided so far are kept (with a budget: the ``top_n``
+  partitions, each with its Pareto front of partial trees).
 * ``exact``: dynamic programming over the set partitions of the tasks, block
   by block, each block's partition a coarsening of the one below. It returns
   a tree of minimal cost, but the number of partitions grows as the Bell
@@ -27,7 +28,7 @@ import numpy as np
 
 from .branches import Branches, all_shared, count_tree_params
 from .cost import (all_shared_alpha, check_affinity, check_alpha, check_pools,
-                   tree_cost, tree_cost_breakdown)
+                   group_distance, tree_cost, tree_cost_breakdown)
 
 __all__ = [
     'search_tree', 'alpha_sweep', 'group_affinity', 'EXACT_MAX_TASKS',
@@ -129,9 +130,7 @@ class _Problem:
         key = (l, mask)
         v = self._group_cost.get(key)
         if v is None:
-            idx = _members(mask)
-            v = 0.0 if len(idx) < 2 else float(
-                self.dist[l][np.ix_(idx, idx)].max())
+            v = group_distance(self.dist[l], _members(mask))
             self._group_cost[key] = v
         return v
 
@@ -267,7 +266,12 @@ def _better(a, b) -> bool:
 
 
 def _pareto(points: List[tuple]) -> List[tuple]:
-    """The (size, cost, chain) points no other point beats in both."""
+    """The (size, cost, chain) points no other point beats in both.
+
+    Returns:
+        Them sorted by size with strictly falling cost: the last is the
+        cheapest, and of (nearly) equal costs only the smallest is kept.
+    """
     points.sort(key=lambda p: (p[0], p[1]))
     out = []
     best = math.inf
@@ -276,6 +280,26 @@ def _pareto(points: List[tuple]) -> List[tuple]:
             out.append(p)
             best = p[1]
     return out
+
+
+def _keep(points: List[tuple], budget: bool) -> List[tuple]:
+    """The partial trees worth keeping among some with the same partition.
+
+    Partial trees whose shallowest decided block has the same partition have
+    the same possible completions. Without a budget only the cheapest can win.
+    With one, a costlier but smaller one may be the only one whose better
+    completions fit, so none that is not beaten in both cost and size goes.
+
+    Args:
+        points: (size, cost, chain) partial trees with the same partition.
+        budget: Whether a parameter budget applies.
+
+    Returns:
+        The Pareto front of ``points`` (see :func:`_pareto`), or without a
+        budget its cheapest point alone; the cheapest is last either way.
+    """
+    front = _pareto(points)
+    return front if budget else front[-1:]
 
 
 def _exact(prob: _Problem) -> Tuple[list, float]:
@@ -327,9 +351,7 @@ def _exact(prob: _Problem) -> Tuple[list, float]:
             pts = list(val[i])
             for j in covers[i]:
                 pts.extend(front[j])
-            front[i] = _pareto(pts)
-    # Sorted by size with strictly falling cost: the last is the cheapest,
-    # and any point of (nearly) equal cost was dropped as larger.
+            front[i] = _keep(pts, budget=True)
     _, c, chain = front[root][-1]
     return _unroll(chain, parts), c
 
@@ -354,40 +376,49 @@ def _beam(prob: _Problem, top_n: int) -> Tuple[list, float]:
 
 def _beam_search(prob: _Problem, top_n: int) -> Tuple[list, float]:
     n, num_blocks = prob.num_tasks, prob.num_blocks
-    # (cost, size, chain, partition at the shallowest decided block); the
-    # deepest block starts from the single tasks.
-    beam = [(0.0, 0, None, tuple(1 << i for i in range(n)))]
+    budget = prob.enc_budget is not None
+    # (partition at the shallowest decided block, its (size, cost, chain)
+    # partial trees as _keep leaves them); the deepest block starts from the
+    # single tasks.
+    beam: List[Tuple[Partition, List[tuple]]] = [
+        (tuple(1 << i for i in range(n)), [(0, 0.0, None)])]
     for l in reversed(range(num_blocks)):
         w = prob.weights[l]
-        found: Dict[Partition, tuple] = {}
+        found: Dict[Partition, List[tuple]] = {}
 
         def nth_best() -> float:
             if len(found) < top_n:
                 return math.inf
-            return heapq.nsmallest(top_n, (v[0] for v in found.values()))[-1]
+            return heapq.nsmallest(
+                top_n, (pts[-1][1] for pts in found.values()))[-1]
 
-        for c0, s0, chain, groups in sorted(beam, key=lambda e: e[:2]):
+        # Cheapest first, so that the cost bound below prunes early.
+        entries = sorted(((pt, groups) for groups, pts in beam for pt in pts),
+                         key=lambda e: (e[0][1], e[0][0]))
+        for (s0, c0, chain), groups in entries:
             for m in range(1, len(groups) + 1):
-                s = s0 + m * w
                 # Both bounds grow with m: once past, so is every larger m.
-                if not prob.fits(l, s):
+                if not prob.fits(l, s0 + m * w):
                     break
-                if c0 + prob.complexity(l, m) > nth_best() + _EPS:
+                # Past it, a partial tree cannot rank among the top_n
+                # partitions, but with a budget it may still be the smaller
+                # point of one that does (see _keep): no cost bound then.
+                if not budget and c0 + prob.complexity(l, m) > \
+                        nth_best() + _EPS:
                     break
                 for part in prob.candidates(l, groups, m):
                     # Count the groups formed, in case a label went unused.
-                    s = s0 + len(part) * w
-                    c = c0 + prob.block_cost(l, part)
-                    # Partial trees with the same partition at block l have
-                    # the same future: only the cheaper one can win.
-                    old = found.get(part)
-                    if old is None or _better((c, s), old):
-                        found[part] = (c, s, (part, chain), part)
+                    pt = (s0 + len(part) * w, c0 + prob.block_cost(l, part),
+                          (part, chain))
+                    found[part] = _keep(found.get(part, []) + [pt], budget)
         if not found:
             # Unreachable: the all-shared tree always fits (checked before).
             raise RuntimeError('beam search lost every partial tree')
-        beam = sorted(found.values(), key=lambda e: e[:2])[:top_n]
-    c, _, chain, _ = beam[0]
+        # The top_n partitions by their cheapest partial tree, each with all
+        # the partial trees it keeps.
+        beam = sorted(found.items(),
+                      key=lambda e: (e[1][-1][1], e[1][-1][0]))[:top_n]
+    _, c, chain = beam[0][1][-1]
     return _unroll(chain), c
 
 

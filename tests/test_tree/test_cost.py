@@ -103,3 +103,37 @@ def test_check_affinity_tolerates_rounding():
     a = _aff()
     a[0, 0, 1] += 1e-9
     assert check_affinity(a, TASKS).shape == (2, 3, 3)
+
+
+@pytest.mark.parametrize('diag', [1.0, 0.2, 0.0, -0.7])
+def test_cost_ignores_the_diagonal(diag):
+    # A tournament affinity's diagonal is P[i, i] < 1: a task's distance to
+    # itself is no distance between two tasks of a group, and must not count.
+    a = _aff()
+    for l in range(a.shape[0]):
+        np.fill_diagonal(a[l], diag)
+    assert check_affinity(a, TASKS).shape == (2, 3, 3)
+    bd = tree_cost_breakdown([[['a', 'b', 'c']], [['a', 'b'], ['c']]], a,
+                             TASKS, [2, 1], alpha=0.1)
+    assert bd['clustering'] == pytest.approx([0.8, 0.25])
+    assert bd['total'] == pytest.approx(1.25)
+    # one-task groups cost nothing, whatever A[i, i]
+    assert tree_cost(fully_separate(TASKS, 2), a, TASKS, [2, 1], 0.5) == \
+        pytest.approx(0.5 * (2 * 4 + 2 * 2))
+    assert all_shared_alpha(a, TASKS) == pytest.approx(1.7)
+
+
+def test_cost_of_a_pair_is_its_distance_whatever_the_diagonal():
+    # a and b: P[a, b] = 0.6 > P[a, a] = 0.3, so 1 - A[a, a] = 0.7 exceeds
+    # the distance of the pair, 1 - 0.6 = 0.4.
+    a = np.array([[[.3, .6, .1], [.6, .3, .1], [.1, .1, .8]]])
+    assert tree_cost([[['a', 'b'], ['c']]], a, TASKS, [0], 0.0) == \
+        pytest.approx(0.4 / 2)
+
+
+def test_non_finite_diagonal_refused():
+    a = _aff()
+    a[1, 2, 2] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite .* block 1, tasks "
+                       r"'c', 'c'"):
+        check_affinity(a, TASKS)

@@ -47,12 +47,34 @@ def all_trees(tasks, num_blocks):
     yield from rec([])
 
 
+def tournament_aff(n, num_blocks, rng):
+    """Shaped like a tournament affinity: (P + P^T) / 2, rows of P summing
+    to 1, so the diagonal P[i, i] is below 1 and may be the largest entry."""
+    p = rng.dirichlet(np.ones(n), size=(num_blocks, n))
+    return (p + p.transpose(0, 2, 1)) / 2
+
+
+def ref_cost(tree, aff, tasks, pools, alpha):
+    """The paper's cost, independent of the package: a group's clustering
+    cost is the largest distance between two different tasks of it."""
+    aff = np.asarray(aff)
+    pos = {t: i for i, t in enumerate(tasks)}
+    total = 0.0
+    for l, part in enumerate(tree):
+        clust = [max((1 - aff[l, pos[s], pos[t]]
+                      for s, t in itertools.combinations(g, 2)), default=0.0)
+                 for g in part]
+        total += (sum(clust) / len(part)
+                  + alpha * (len(part) - 1) * 2 ** pools[l])
+    return total
+
+
 def brute_force(aff, tasks, pools, alpha, block_params=None, budget=None):
     best = None
     for t in all_trees(tasks, len(pools)):
         if budget is not None and count_tree_params(t, block_params) > budget:
             continue
-        c = tree_cost(t, aff, tasks, pools, alpha)
+        c = ref_cost(t, aff, tasks, pools, alpha)
         if best is None or c < best:
             best = c
     return best
@@ -69,27 +91,33 @@ def test_brute_force_enumerator_counts():
 
 CASES = [(n, num_blocks, alpha, seed)
          for seed, (n, num_blocks) in enumerate(
-             [(2, 3), (3, 1), (3, 4), (4, 2), (4, 3), (4, 4)])
-         for alpha in (0.02, 0.3)]
+             [(2, 3), (3, 1), (3, 4), (4, 2), (4, 3), (4, 4), (5, 2)])
+         for alpha in (0.02, 0.1, 0.3)]
 
 
+@pytest.mark.parametrize('make_aff', [rand_aff, tournament_aff],
+                         ids=['diagonal-1', 'tournament'])
 @pytest.mark.parametrize('n, num_blocks, alpha, seed', CASES)
 def test_exact_equals_brute_force_and_beam_never_beats_it(
-        n, num_blocks, alpha, seed):
+        n, num_blocks, alpha, seed, make_aff):
     rng = np.random.default_rng(seed)
     tasks = [f't{i}' for i in range(n)]
-    aff = rand_aff(n, num_blocks, rng)
+    aff = make_aff(n, num_blocks, rng)
     pools = sorted(rng.integers(0, 3, num_blocks).tolist(), reverse=True)
+    trees = list(all_trees(tasks, num_blocks))
+    for k in rng.choice(len(trees), min(len(trees), 30), replace=False):
+        assert tree_cost(trees[k], aff, tasks, pools, alpha) == \
+            pytest.approx(ref_cost(trees[k], aff, tasks, pools, alpha))
     branches, cost = search_tree(aff, tasks, pools, alpha, method='exact')
     assert validate_branches(branches, tasks, num_blocks) == branches
-    assert cost == pytest.approx(tree_cost(branches, aff, tasks, pools,
-                                           alpha))
+    assert cost == pytest.approx(ref_cost(branches, aff, tasks, pools,
+                                          alpha))
     assert cost == pytest.approx(brute_force(aff, tasks, pools, alpha))
     for top_n in (1, 3):
         b2, c2 = search_tree(aff, tasks, pools, alpha, method='beam',
                              top_n=top_n)
         assert validate_branches(b2, tasks, num_blocks) == b2
-        assert c2 == pytest.approx(tree_cost(b2, aff, tasks, pools, alpha))
+        assert c2 == pytest.approx(ref_cost(b2, aff, tasks, pools, alpha))
         assert c2 >= cost - 1e-9
 
 
@@ -236,3 +264,72 @@ def test_itertools_reference_agrees_on_partition_count():
                               for k in set(lab)))
                  for lab in itertools.product(range(4), repeat=4)}
     assert len(labelings) == len(list(partitions(items)))
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_search_and_cost_ignore_the_diagonal(seed):
+    rng = np.random.default_rng(200 + seed)
+    n, num_blocks = 5, 3
+    tasks = list('abcde')
+    aff = tournament_aff(n, num_blocks, rng)
+    ones = aff.copy()
+    for l in range(num_blocks):
+        np.fill_diagonal(ones[l], 1.0)
+    pools = [2, 1, 0]
+    assert all_shared_alpha(aff, tasks) == \
+        pytest.approx(all_shared_alpha(ones, tasks))
+    for alpha in (0.01, 0.05, 0.2):
+        for method in ('exact', 'beam'):
+            b, c = search_tree(aff, tasks, pools, alpha, method=method)
+            b1, c1 = search_tree(ones, tasks, pools, alpha, method=method)
+            assert b == b1
+            assert c == pytest.approx(c1)
+        for t in (b, fully_separate(tasks, num_blocks),
+                  all_shared(tasks, num_blocks)):
+            assert tree_cost(t, aff, tasks, pools, alpha) == \
+                pytest.approx(tree_cost(t, ones, tasks, pools, alpha))
+
+
+@pytest.mark.parametrize('diag', ['tournament', 1.0, 0.0])
+@pytest.mark.parametrize('method', ['exact', 'beam'])
+def test_related_tasks_are_grouped_whatever_the_diagonal(diag, method):
+    # P (row = target, column = source encoder): b's encoder serves a better
+    # than a's own (0.6 > 0.3), and the other way round. Grouping a and b
+    # costs (1 - 0.6) / 2 + 0.25 = 0.45, separate networks 2 * 0.25 = 0.5,
+    # all shared 0.9. Counting 1 - A[a, a] = 0.7 as a distance in the group
+    # made grouping cost 0.6 and kept a and b apart.
+    p = np.array([[.3, .6, .1], [.6, .3, .1], [.1, .1, .8]])
+    a = (p + p.T) / 2
+    if diag != 'tournament':
+        np.fill_diagonal(a, diag)
+    b, c = search_tree(a[None], ['a', 'b', 'c'], [0], alpha=0.25,
+                       method=method)
+    assert b == [[['a', 'b'], ['c']]]
+    assert c == pytest.approx(0.45)
+
+
+@pytest.mark.parametrize('top_n', [2, 3])
+def test_budget_beam_keeps_the_smaller_partial_tree(top_n):
+    # Three blocks of 10 parameters, a budget of 60: e.g. [ab c] at every
+    # block (2 + 2 + 2 copies), the optimum (cost 0.1 + 0.025 + 0.2). At
+    # block 1 the beam reaches [ab c] from [a b c] at block 2 (cost 0.025,
+    # 50 parameters) and from [ab c] (cost 0.225, 40 parameters). Only the
+    # smaller one can keep two branches at block 0 within the budget; the
+    # cheaper one must share block 0 (cost 0.9). Keeping only the cheaper one
+    # per partition, or dropping the costlier one because it does not rank in
+    # the top n partitions by cost, lost the optimum.
+    tasks = ['a', 'b', 'c']
+
+    def block(ab, c):
+        return [[1, ab, c], [ab, 1, c], [c, c, 1]]
+
+    aff = np.array([block(.8, .1), block(.95, .85), block(.6, .1)])
+    pools, block_params, budget = [2, 1, 0], [10, 10, 10], 60
+    ref = brute_force(aff, tasks, pools, 0.0, block_params, budget)
+    assert ref == pytest.approx(0.325)
+    for method in ('exact', 'beam'):
+        b, c = search_tree(aff, tasks, pools, 0.0, budget=budget,
+                           block_params=block_params, method=method,
+                           top_n=top_n)
+        assert b == [[['a', 'b'], ['c']]] * 3
+        assert c == pytest.approx(ref)
