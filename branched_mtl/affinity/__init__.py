@@ -7,12 +7,15 @@
 * :func:`collect_rsa` / :func:`collect_tournament`: gather the runs'
   ``affinity_probe/`` folders into an (L, N, N) affinity tensor.
 * :func:`save_affinity` / :func:`load_affinity`: the affinity JSON file.
+* :func:`order_agreement` / :func:`repeatability`: how alike two runs order
+  the task pairs (the paper's repeatability figure).
 
 No torch import here: tensors are accepted by duck typing.
 """
 from .collect import (PROBE_DIRNAME, ProbeRun, collect_rsa,
                       collect_tournament, find_probe_runs, read_probe)
 from .io import AFFINITY_METHODS, load_affinity, save_affinity
+from .repeatability import order_agreement, repeatability
 from .rsa import representation_dissimilarity, rsa_affinity
 from .tournament import (performance_matrix, performance_vector,
                          tournament_affinity, tournament_matrix)
@@ -22,5 +25,5 @@ __all__ = [
     'tournament_affinity', 'representation_dissimilarity', 'rsa_affinity',
     'load_affinity', 'save_affinity', 'AFFINITY_METHODS', 'PROBE_DIRNAME',
     'ProbeRun', 'read_probe', 'find_probe_runs', 'collect_rsa',
-    'collect_tournament'
+    'collect_tournament', 'order_agreement', 'repeatability'
 ]

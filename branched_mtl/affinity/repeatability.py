@@ -1,0 +1,74 @@
+"""Repeatability of a task affinity across runs (the paper's 86.2 % figure).
+
+Two runs agree on a pair of task pairs ``((i, j), (k, l))`` at a split when
+both order the two affinities the same way (``A[i, j] > A[k, l]`` in both,
+``<`` in both, or equal in both). The repeatability at a split is the
+fraction of pairs of distinct task pairs on which the runs agree; with no
+ties it equals ``(1 + tau) / 2`` for Kendall's tau of the two affinity lists.
+"""
+from itertools import combinations
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+
+def _pair_values(affinity: np.ndarray) -> np.ndarray:
+    """(L, P): the affinity of every pair of distinct tasks, per block."""
+    n = affinity.shape[1]
+    rows, cols = np.triu_indices(n, k=1)
+    return affinity[:, rows, cols]
+
+
+def order_agreement(first, second) -> np.ndarray:
+    """Per block, the fraction of pairs of task pairs ordered alike.
+
+    Args:
+        first: (L, N, N) affinity of one run.
+        second: (L, N, N) affinity of another run, same task order.
+
+    Returns:
+        (L,) fractions in [0, 1].
+
+    Raises:
+        ValueError: on different shapes or fewer than three tasks (two
+            tasks have one pair: nothing to order).
+    """
+    a, b = np.asarray(first, float), np.asarray(second, float)
+    if a.shape != b.shape or a.ndim != 3 or a.shape[1] != a.shape[2]:
+        raise ValueError(f'affinities of shapes {a.shape} and {b.shape} '
+                         'cannot be compared (need the same (L, N, N))')
+    if a.shape[1] < 3:
+        raise ValueError('repeatability needs at least 3 tasks (2 tasks '
+                         'have a single pair: no order)')
+    pa, pb = _pair_values(a), _pair_values(b)
+    p, q = np.triu_indices(pa.shape[1], k=1)
+    same = np.sign(pa[:, p] - pa[:, q]) == np.sign(pb[:, p] - pb[:, q])
+    return same.mean(axis=1)
+
+
+def repeatability(affinities: Sequence, tasks: Sequence[str] = (),
+                  ) -> Dict[str, object]:
+    """Order agreement over every pair of runs.
+
+    Args:
+        affinities: Two or more (L, N, N) affinities in the same task order.
+        tasks: Task names (only checked for length).
+
+    Returns:
+        ``per_block`` (L,) mean agreement over run pairs, ``per_pair``
+        {"i-j": (L,)} for each pair of runs, and ``mean`` over blocks and
+        run pairs.
+    """
+    if len(affinities) < 2:
+        raise ValueError('repeatability needs the affinities of at least '
+                         'two runs')
+    arrays = [np.asarray(a, float) for a in affinities]
+    if tasks and arrays[0].shape[1] != len(tasks):
+        raise ValueError(f'affinity has {arrays[0].shape[1]} tasks, '
+                         f'{len(tasks)} names given')
+    per_pair: Dict[str, List[float]] = {}
+    for i, j in combinations(range(len(arrays)), 2):
+        per_pair[f'{i}-{j}'] = order_agreement(arrays[i], arrays[j]).tolist()
+    stacked = np.array(list(per_pair.values()))
+    return dict(per_block=stacked.mean(axis=0).tolist(),
+                per_pair=per_pair, mean=float(stacked.mean()))

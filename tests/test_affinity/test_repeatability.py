@@ -1,0 +1,65 @@
+"""Repeatability of the affinity: how alike two runs order the task pairs."""
+import numpy as np
+import pytest
+from scipy.stats import kendalltau
+
+from branched_mtl.affinity import order_agreement, repeatability
+
+
+def _sym(rng, n, blocks=2):
+    a = rng.uniform(0, 1, (blocks, n, n))
+    a = (a + a.transpose(0, 2, 1)) / 2
+    for b in range(blocks):
+        np.fill_diagonal(a[b], 0.7)
+    return a
+
+
+def test_identical_runs_agree_fully_and_reversed_not_at_all():
+    a = _sym(np.random.default_rng(0), 4)
+    assert np.allclose(order_agreement(a, a), 1.0)
+    assert np.allclose(order_agreement(a, -a), 0.0)
+
+
+def test_equals_kendall_tau_without_ties():
+    rng = np.random.default_rng(1)
+    a, b = _sym(rng, 5, blocks=3), _sym(rng, 5, blocks=3)
+    got = order_agreement(a, b)
+    iu = np.triu_indices(5, k=1)
+    for blk in range(3):
+        tau = kendalltau(a[blk][iu], b[blk][iu]).statistic
+        assert got[blk] == pytest.approx((1 + tau) / 2)
+
+
+def test_diagonal_is_ignored():
+    rng = np.random.default_rng(2)
+    a = _sym(rng, 4)
+    b = a.copy()
+    for blk in range(b.shape[0]):
+        np.fill_diagonal(b[blk], rng.uniform(0, 1, 4))
+    assert np.allclose(order_agreement(a, b), 1.0)
+
+
+def test_by_hand_three_tasks():
+    # pairs (0,1), (0,2), (1,2); run 1 orders them 0.9 > 0.5 > 0.1,
+    # run 2 swaps the last two: 1 of the 3 pairs of pairs disagrees
+    a = np.eye(3)[None].copy()
+    b = np.eye(3)[None].copy()
+    for m, (x, y, z) in ((a, (0.9, 0.5, 0.1)), (b, (0.9, 0.1, 0.5))):
+        m[0, 0, 1] = m[0, 1, 0] = x
+        m[0, 0, 2] = m[0, 2, 0] = y
+        m[0, 1, 2] = m[0, 2, 1] = z
+    assert order_agreement(a, b)[0] == pytest.approx(2 / 3)
+    rep = repeatability([a, b, a])
+    # pairs of runs: (a,b) 2/3, (a,a) 1, (b,a) 2/3
+    assert rep['mean'] == pytest.approx((2 / 3 + 1 + 2 / 3) / 3)
+    assert set(rep['per_pair']) == {'0-1', '0-2', '1-2'}
+
+
+def test_bad_input():
+    a = np.ones((1, 3, 3))
+    with pytest.raises(ValueError, match='at least two runs'):
+        repeatability([a])
+    with pytest.raises(ValueError, match='cannot be compared'):
+        order_agreement(a, np.ones((2, 3, 3)))
+    with pytest.raises(ValueError, match='at least 3 tasks'):
+        order_agreement(np.ones((1, 2, 2)), np.ones((1, 2, 2)))
