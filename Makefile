@@ -16,7 +16,7 @@ $(STAMP): requirements.txt setup.py
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python tools/branch.py configs/multidigits/branch_multidigits.py \
+	$(BIN)/python tools/branch.py configs/multidigits/branch_multidigits_demo.py \
 		--work-dir work_dirs/branch_multidigits --budget 60%
 
 test: $(STAMP)

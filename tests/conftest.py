@@ -19,9 +19,13 @@ def tiny_options(work_dir: str, iters: int = 4, ckpt_interval: int = 2,
         f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
         f'default_hooks.checkpoint.interval={ckpt_interval}',
         'default_hooks.logger.interval=1',
-        f'train_dataloader.dataset.num_samples={samples}',
-        'train_dataloader.batch_size=8',
+        # the probe split holds 16 of samples + 16 training pairs out: the
+        # train part keeps `samples`; both parts must name the same source
+        f'train_dataloader.dataset.dataset.num_samples={samples + 16}',
+        'train_dataloader.dataset.num_samples=16',
+        f'val_dataloader.dataset.dataset.num_samples={samples + 16}',
         'val_dataloader.dataset.num_samples=16',
+        'train_dataloader.batch_size=8',
         'test_dataloader.dataset.num_samples=16',
         f'param_scheduler.0.end={iters}',
     ]

@@ -4,7 +4,12 @@ tree, the branched network and its baselines, and a report.
     python tools/branch.py CONFIG --work-dir DIR [--affinity rsa|tournament]
         (--alpha A | --budget B) [--method auto|exact|beam] [--top-n 3]
         [--launcher none|pytorch|slurm] [--gpus N] [--partition P]
-        [--random-trees R]
+        [--random-trees R] [--seed S0] [--seeds S]
+
+With ``--seeds S`` (or ``branch.seeds`` in the config) the whole job runs
+once per seed S0, S0+1, ... in ``DIR/seed_<s>/`` and ``DIR/report.md`` gives
+mean +/- std over the seeds, each seed's tree and the affinity's
+repeatability.
 
 Rerunning the same command resumes: finished stages are skipped, a stage
 whose inputs changed runs again.
@@ -14,7 +19,9 @@ import sys
 
 import branched_mtl  # noqa: F401
 
-from branched_mtl.pipeline import BranchJob
+from mmengine.config import Config
+
+from branched_mtl.pipeline import BranchJob, run_seeds
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,7 +46,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--random-trees', type=int,
                         help='random trees of the chosen size (default: '
                         'config branch.random_trees, else 3)')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the training runs and random trees '
+                        '(the first seed with --seeds)')
+    parser.add_argument('--seeds', type=int,
+                        help='repeat the job over this many seeds (default: '
+                        'config branch.seeds, else 1)')
     args = parser.parse_args(argv)
     if args.alpha is None and args.budget is None:
         parser.error('give --alpha or --budget')
@@ -48,17 +60,34 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+
+    def make_job(seed: int, work_dir: str) -> BranchJob:
+        return BranchJob(args.config, work_dir, affinity=args.affinity,
+                         alpha=args.alpha, budget=args.budget,
+                         method=args.method, top_n=args.top_n,
+                         launcher=args.launcher, gpus=args.gpus,
+                         partition=args.partition,
+                         random_trees=args.random_trees, seed=seed)
+
     try:
-        job = BranchJob(args.config, args.work_dir, affinity=args.affinity,
-                        alpha=args.alpha, budget=args.budget,
-                        method=args.method, top_n=args.top_n,
-                        launcher=args.launcher, gpus=args.gpus,
-                        partition=args.partition,
-                        random_trees=args.random_trees, seed=args.seed)
+        num_seeds = args.seeds
+        if num_seeds is None:
+            num_seeds = Config.fromfile(args.config).get('branch', {}).get(
+                'seeds', 1)
+        if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) \
+                or num_seeds < 1:
+            raise ValueError(f'--seeds must be an int >= 1, got {num_seeds!r}')
+        seeds = list(range(args.seed, args.seed + num_seeds))
+        # every seed's inputs checked before anything trains
+        jobs = {s: make_job(s, args.work_dir if num_seeds == 1 else
+                            f'{args.work_dir}/seed_{s}') for s in seeds}
     except (ValueError, KeyError, FileNotFoundError) as e:
         print(f'branch: error: {e}', file=sys.stderr)
         return 2
-    job.run()
+    if num_seeds == 1:
+        jobs[seeds[0]].run()
+    else:
+        run_seeds(lambda s, _: jobs[s], args.work_dir, seeds)
     return 0
 
 

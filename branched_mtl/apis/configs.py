@@ -7,7 +7,7 @@
   frozen; the rest and i's head from i's checkpoint, retrained for i.
 * :func:`shared_bottom_config`: all N targets of one (source j, split l)
   retrained together on one frozen bottom (a cheaper Step 2).
-* :func:`add_affinity_hook`, :func:`set_train_iters`,
+* :func:`add_affinity_hook`, :func:`set_train_iters` (from :mod:`.schedules`),
   :func:`set_data_fraction`: the sweep's cost knobs and the probe.
 
 All functions return a new :class:`mmengine.Config` and leave the input
@@ -19,6 +19,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 from mmengine.config import Config, ConfigDict
 
+from branched_mtl.utils.config import type_name
+from .schedules import set_train_iters
+
 __all__ = [
     'config_tasks', 'single_task_config', 'recombined_config',
     'shared_bottom_config', 'add_affinity_hook', 'set_train_iters',
@@ -28,14 +31,6 @@ __all__ = [
 
 _DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 _EVALUATORS = ('val_evaluator', 'test_evaluator')
-
-
-def _type_name(cfg: Mapping) -> str:
-    """``'branched_mtl.MultiTaskMetric'`` -> ``'MultiTaskMetric'``."""
-    obj_type = cfg.get('type', '')
-    name = obj_type if isinstance(obj_type, str) else getattr(
-        obj_type, '__name__', '')
-    return name.rpartition('.')[2]
 
 
 def config_tasks(cfg: Config) -> List[str]:
@@ -96,7 +91,7 @@ def _restrict_evaluator(evaluator: Any, tasks: List[str]) -> None:
         return
     if 'metrics' in evaluator:  # an Evaluator config wrapping metrics
         _restrict_evaluator(evaluator['metrics'], tasks)
-    if _type_name(evaluator) != 'MultiTaskMetric':
+    if type_name(evaluator) != 'MultiTaskMetric':
         return
     metrics = evaluator.get('task_metrics') or {}
     evaluator['task_metrics'] = {t: metrics[t] for t in tasks if t in metrics}
@@ -181,7 +176,7 @@ def _check_split(cfg: Config, split: int) -> None:
 def _set_custom_hook(cfg: Config, hook: dict) -> None:
     """Put ``hook`` in ``custom_hooks``, replacing one of the same type."""
     hooks = [h for h in (cfg.get('custom_hooks') or [])
-             if _type_name(h) != _type_name(hook)]
+             if type_name(h) != type_name(hook)]
     cfg.custom_hooks = hooks + [hook]
 
 
@@ -299,56 +294,6 @@ def add_affinity_hook(cfg: Config, **kwargs) -> Config:
     return cfg
 
 
-def _scale(value: Any, ratio: float) -> Any:
-    return max(1, int(round(value * ratio))) if value else value
-
-
-def set_train_iters(cfg: Config, iters: int) -> Config:
-    """Shorten an iteration-based schedule to ``iters`` iterations.
-
-    Iteration-based parameter schedulers (``begin``/``end``/``T_max``) and
-    the checkpoint and validation intervals are scaled by the same ratio, so
-    the shape of the schedule is kept.
-
-    Args:
-        cfg: The config, changed in place.
-        iters: The new number of training iterations.
-
-    Returns:
-        ``cfg``.
-    """
-    if not isinstance(iters, int) or iters < 1:
-        raise ValueError(f'iters must be a positive int, got {iters!r}')
-    train_cfg = cfg.get('train_cfg') or {}
-    if 'max_iters' not in train_cfg:
-        raise ValueError('--iters needs an iteration-based train loop '
-                         '(train_cfg.max_iters); this config has '
-                         f'{dict(train_cfg)}')
-    ratio = iters / train_cfg['max_iters']
-    train_cfg['max_iters'] = iters
-    if 'val_interval' in train_cfg:
-        train_cfg['val_interval'] = min(
-            iters, _scale(train_cfg['val_interval'], ratio))
-    schedulers = cfg.get('param_scheduler') or []
-    if isinstance(schedulers, dict):
-        schedulers = [schedulers]
-    for sched in schedulers:
-        if sched.get('by_epoch', True):
-            # an epoch-based scheduler does not count iterations
-            continue
-        for key in ('begin', 'end'):
-            if isinstance(sched.get(key), (int, float)):
-                sched[key] = min(iters, int(round(sched[key] * ratio)))
-        if isinstance(sched.get('T_max'), (int, float)):
-            sched['T_max'] = _scale(sched['T_max'], ratio)
-        if 'end' in sched and sched['end'] <= sched.get('begin', 0):
-            sched['end'] = sched.get('begin', 0) + 1
-    ckpt = (cfg.get('default_hooks') or {}).get('checkpoint')
-    if isinstance(ckpt, dict) and 'interval' in ckpt and ckpt['interval'] > 0:
-        ckpt['interval'] = min(iters, _scale(ckpt['interval'], ratio))
-    return cfg
-
-
 def disable_validation(cfg: Config) -> Config:
     """Skip validation during training (the affinity probe does not need it).
 
@@ -391,10 +336,12 @@ def set_data_fraction(cfg: Config,
     if fraction == 1:
         return cfg
     dataset = cfg.train_dataloader.dataset
-    if 'dataset' in dataset or 'datasets' in dataset:
-        raise ValueError('--data-fraction needs a plain BaseDataset as the '
-                         'training set (its `indices` option), not the '
-                         f'wrapper {_type_name(dataset)}')
+    # ProbeSplit takes `indices` like a BaseDataset (positions in its part)
+    if ('dataset' in dataset or 'datasets' in dataset) \
+            and type_name(dataset) != 'ProbeSplit':
+        raise ValueError('--data-fraction needs a plain BaseDataset or a '
+                         'ProbeSplit as the training set (their `indices` '
+                         f'option), not the wrapper {type_name(dataset)}')
     num = max(1, int(round(fraction * dataset_len)))
     rng = np.random.default_rng(seed)
     dataset['indices'] = sorted(

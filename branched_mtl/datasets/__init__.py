@@ -3,9 +3,13 @@ from .celeba import CelebA
 from .cityscapes import CityscapesMultiTask
 from .multi_digits import MultiDigits
 from .nyu import NYUv2MultiTask
+from .nyu_mat import NYUv2MatMultiTask
+from .probe_split import ProbeSplit, probe_indices
+from .sunrgbd import SUNRGBDMultiTask, export_sunrgbd_labels
 from .synthetic_scenes import SyntheticScenes
 
 __all__ = [
     'MultiDigits', 'SyntheticScenes', 'CityscapesMultiTask', 'NYUv2MultiTask',
-    'CelebA'
+    'CelebA', 'ProbeSplit', 'probe_indices', 'NYUv2MatMultiTask',
+    'SUNRGBDMultiTask', 'export_sunrgbd_labels'
 ]

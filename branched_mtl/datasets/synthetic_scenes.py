@@ -376,7 +376,7 @@ class SyntheticScenes(BaseDataset):
             add_dense_field(info, 'gt_depth_map', scene['depth'])
         if 'normals' in tasks:
             add_dense_field(info, 'gt_normal_map', scene['normals'],
-                            vector=True)
+                            normal=True)
         if 'edges' in tasks:
             add_dense_field(info, 'gt_edge_map', scene['edges'])
         if 'instance' in tasks:

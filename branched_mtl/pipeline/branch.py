@@ -32,6 +32,8 @@ from branched_mtl.models import describe_model
 from branched_mtl.tree import (all_shared, count_tree_params, fully_separate,
                                parse_budget, random_tree_like,
                                validate_branches)
+from .selection import (best_checkpoint, read_probe_curve, set_selection,
+                        still_improving)
 from .stages import StageBook, fingerprint
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -92,7 +94,8 @@ class BranchJob:
         partition: Slurm partition.
         random_trees: R, random trees of the chosen size (default: the
             config's ``branch.random_trees``, else 3).
-        seed: Seed of the random trees.
+        seed: Seed of every training run (``randomness.seed``) and of the
+            random trees.
         log: Where progress lines go.
     """
 
@@ -154,6 +157,7 @@ class BranchJob:
                 f'{self.config}: a branched network needs at least two tasks, '
                 f'the config has {len(self.tasks)}: {self.tasks}')
         self._check_dataset_tasks()
+        self._check_probe_split()
         self.info = describe_model(self.cfg.model.to_dict())
         nb = len(self.info['block_names'])
         bp, hp = self.info['block_params'], self.info['head_params']
@@ -184,6 +188,54 @@ class BranchJob:
                     f'{self.config}: task(s) {unknown} unknown to '
                     f'{ds["type"]} of {loader} (it has {list(known)})')
 
+    def _check_probe_split(self) -> None:
+        """Decisions read the val loader: it must not be the test split and
+        must hold the affinity probe's K samples."""
+        val = self.cfg.get('val_dataloader', {}).get('dataset')
+        test = self.cfg.get('test_dataloader', {}).get('dataset')
+        if not val:
+            raise ValueError(
+                f'{self.config}: no val_dataloader; every decision (affinity '
+                'probe, best checkpoint) reads it. Give it a probe split '
+                '(branched_mtl.ProbeSplit, part=\'probe\') of the training '
+                'data')
+        if val == test:
+            raise ValueError(
+                f'{self.config}: val_dataloader and test_dataloader read the '
+                'same data, so the affinity, the tree and the checkpoints '
+                'would be chosen on the test images. Make the val loader a '
+                'probe split of the training data (branched_mtl.ProbeSplit, '
+                'part=\'probe\') or a validation split distinct from test')
+        train = self.cfg.get('train_dataloader', {}).get('dataset') or {}
+
+        def is_split(ds: dict) -> bool:
+            return str(ds.get('type', '')).rpartition('.')[2] == 'ProbeSplit'
+
+        if is_split(val) and is_split(train):
+            # the two parts are complements only when drawn alike from the
+            # same source; the pipelines may differ
+            def source(ds: dict) -> dict:
+                inner = dict(ds.get('dataset') or {})
+                inner.pop('pipeline', None)
+                return dict(inner=inner, num_samples=ds.get('num_samples'),
+                            seed=ds.get('seed', 0))
+
+            if source(train) != source(val):
+                raise ValueError(
+                    f'{self.config}: the train and probe parts of the '
+                    'ProbeSplit are drawn from different sources or with '
+                    f'different settings (train: {source(train)}, probe: '
+                    f'{source(val)}); they would overlap. Give both the '
+                    'same dataset (but for its pipeline), num_samples and '
+                    'seed')
+        probe = self._probe()
+        size = val.get('num_samples') if is_split(val) else None
+        k = probe.get('num_samples')
+        if size is not None and k is not None and size < k:
+            raise ValueError(
+                f'{self.config}: the probe split has {size} samples but the '
+                f'affinity probe needs branch.probe.num_samples={k}')
+
     # ------------------------------------------------------------ helpers
     def _dir(self, *parts: str) -> str:
         return osp.join(self.work_dir, *parts)
@@ -192,6 +244,7 @@ class BranchJob:
         """Train ``cfg`` in ``folder`` (resuming a killed run); return the
         last checkpoint."""
         os.makedirs(folder, exist_ok=True)
+        cfg.randomness = dict(cfg.get('randomness') or {}, seed=self.seed)
         cfg_path = osp.join(folder, 'config.py')
         cfg.dump(cfg_path)
         resume = osp.isfile(osp.join(folder, 'last_checkpoint'))
@@ -213,12 +266,10 @@ class BranchJob:
                        self.partition, f'branch_{name}', cfg_path]
             cmd += ['--work-dir', folder] + (['--resume'] if resume else [])
             subprocess.run(cmd, check=True, env=env)
-        ckpt_file = osp.join(folder, 'last_checkpoint')
-        if not osp.isfile(ckpt_file):
+        if not osp.isfile(osp.join(folder, 'last_checkpoint')):
             raise RuntimeError(f'{name}: training left no checkpoint in '
                                f'{folder}')
-        with open(ckpt_file) as f:
-            return f.read().strip()
+        return best_checkpoint(folder)
 
     def _train_and_test(self, name: str, cfg: Config, folder: str,
                         fp: str, extra: Optional[dict] = None) -> dict:
@@ -230,20 +281,46 @@ class BranchJob:
             self.log(f'  {name}: inputs changed, running again')
             self.book.reset(name, folder)
         ckpt = self._train(name, cfg, folder)
+        # the test split, read once: the checkpoint the probe chose
         test_cfg = load_config(osp.join(folder, 'config.py'),
                                osp.join(folder, 'test'))
         test_cfg.experiment_name = f'{name}_test_{time.time_ns()}'
         with contextlib.redirect_stdout(_QuietConsole(sys.stdout)):
             metrics = evaluate(test_cfg, ckpt)
+        curve = read_probe_curve(folder)
+        best = max(curve, key=lambda r: r['score']) if curve else {}
+        max_iters = cfg.train_cfg.max_iters
+        improving = still_improving(curve, max_iters)
+        if improving:
+            self.log(f'  WARNING {name}: the probe score still improved over '
+                     f'the last fifth of its {max_iters} iterations; the '
+                     'schedule may be too short for it to converge')
         result = dict(checkpoint=ckpt, config=osp.join(folder, 'config.py'),
-                      metrics=metrics, **(extra or {}))
+                      metrics=metrics, probe=best,
+                      curve=[[int(r['step']), float(r['score'])]
+                             for r in curve],
+                      still_improving=improving, **(extra or {}))
         self.book.finish(name, fp, result)
         return result
 
     def _with_tree(self, branches: Optional[list]) -> Config:
         cfg = copy.deepcopy(self.cfg)
         cfg.model.encoder.branches = branches
-        return cfg
+        return self._select_multi_task(cfg)
+
+    def _select_multi_task(self, cfg: Config) -> Config:
+        """Best checkpoint by Δm on the probe split against the single-task
+        models' best probe values (the single-task models' own rule)."""
+        from .report import primary_keys
+        primary_cfg = dict(self.cfg.get('val_evaluator', {}).get('primary')
+                           or {})
+        reference, primary = {}, {}
+        for task in self.tasks:
+            probe = self.results[f'single_task/{task}'].get('probe') or {}
+            key = primary_keys(probe, [task], primary_cfg)[task]
+            reference[task] = probe[key]
+            primary[task] = key[len(task) + 1:]
+        return set_selection(cfg, reference, primary)
 
     # ------------------------------------------------------------ stages
     def stages(self) -> List[str]:
@@ -264,9 +341,9 @@ class BranchJob:
         single_fps = {}
         for task in self.tasks:
             progress(f'single_task/{task}')
-            cfg = add_affinity_hook(single_task_config(self.cfg, task),
-                                    **probe)
-            fp = fingerprint('single_task', config_text(cfg))
+            cfg = set_selection(add_affinity_hook(
+                single_task_config(self.cfg, task), **probe))
+            fp = fingerprint('single_task', self.seed, config_text(cfg))
             single_fps[task] = fp
             self.results[f'single_task/{task}'] = self._train_and_test(
                 f'single_task/{task}', cfg, self._dir('single_task', task),
@@ -286,17 +363,19 @@ class BranchJob:
         branches = tree['branches']
 
         progress('branched')
-        branched_cfg = Config.fromfile(tree['config'])
+        branched_cfg = self._select_multi_task(
+            Config.fromfile(tree['config']))
         self.results['branched'] = self._train_and_test(
             'branched', branched_cfg, self._dir('branched'),
-            fingerprint('branched', tree_fp, config_text(branched_cfg)),
+            fingerprint('branched', tree_fp, self.seed,
+                        config_text(branched_cfg)),
             dict(branches=branches))
 
         progress('all_shared')
         shared_cfg = self._with_tree(None)
         self.results['all_shared'] = self._train_and_test(
             'all_shared', shared_cfg, self._dir('all_shared'),
-            fingerprint('all_shared', config_text(shared_cfg)),
+            fingerprint('all_shared', self.seed, config_text(shared_cfg)),
             dict(branches=all_shared(self.tasks, len(branches))))
 
         rng = np.random.default_rng(self.seed)
@@ -348,6 +427,7 @@ class BranchJob:
                 'num_samples', 64))
             for key, value in sorted(sweep.items()):
                 cmd += [f'--{key.replace("_", "-")}', str(value)]
+            cmd += ['--cfg-options', f'randomness.seed={self.seed}']
             cmd += ['--gpus-per-job', str(self.gpus), '--launcher',
                     'pytorch' if self.launcher == 'pytorch' else 'none']
             subprocess.run(cmd, check=True)

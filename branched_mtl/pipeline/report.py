@@ -123,6 +123,45 @@ def _plot_params_vs_delta_m(rows: List[dict], path: str) -> None:
     plt.close(fig)
 
 
+def _plot_probe_curves(job: Any, path: str) -> None:
+    """Each single-task model's probe score against iterations."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for task in job.tasks:
+        curve = job.results[f'single_task/{task}'].get('curve') or []
+        if curve:
+            steps, scores = zip(*curve)
+            ax.plot(steps, scores, marker='o', ms=3, label=task)
+    ax.set_xlabel('iteration')
+    ax.set_ylabel('probe score (primary metric)')
+    ax.set_title('single-task models on the probe split')
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def convergence_lines(job: Any) -> List[str]:
+    """One line per model: best probe score, at which step, and a warning
+    where the score still rose over the last fifth of the schedule."""
+    lines = []
+    for name, result in job.results.items():
+        curve = result.get('curve') or []
+        if not curve:
+            continue
+        step, score = max(curve, key=lambda c: c[1])
+        line = (f'- `{name}`: best probe score {score:.2f} at iteration '
+                f'{step} of {curve[-1][0]}')
+        if result.get('still_improving'):
+            line += (' — **WARNING: still improving over the last fifth of '
+                     'its schedule (not converged)**')
+        lines.append(line)
+    return lines
+
+
 def write_report(job: Any, affinity_path: str, tree: dict,
                  headline: Optional[bool] = True) -> str:
     """Write ``<work_dir>/report.md`` and its figures; print the headline.
@@ -132,11 +171,14 @@ def write_report(job: Any, affinity_path: str, tree: dict,
     """
     tasks, wd = job.tasks, job.work_dir
     rows, keys = summarise(job)
+    # kept for the summary over seeds (tools/branch.py --seeds)
+    job.summary = dict(rows=rows, keys=keys)
     doc = load_affinity(affinity_path)
     figs = dict(heatmaps=osp.join(wd, 'fig_affinity_heatmaps.png'),
                 depth=osp.join(wd, 'fig_affinity_vs_depth.png'),
                 tree=osp.join(wd, 'fig_tree.png'),
-                tradeoff=osp.join(wd, 'fig_params_vs_delta_m.png'))
+                tradeoff=osp.join(wd, 'fig_params_vs_delta_m.png'),
+                curves=osp.join(wd, 'fig_probe_curves.png'))
     plot_affinity_heatmaps(doc['affinity'], doc['tasks'], doc['layers'],
                            figs['heatmaps'])
     plot_affinity_vs_depth(doc['affinity'], doc['tasks'], doc['layers'],
@@ -145,6 +187,8 @@ def write_report(job: Any, affinity_path: str, tree: dict,
     draw_tree(tree['branches'], figs['tree'], tasks, names,
               title='chosen tree')
     _plot_params_vs_delta_m(rows, figs['tradeoff'])
+    _plot_probe_curves(job, figs['curves'])
+    convergence = convergence_lines(job)
 
     table = _table(rows, keys, tasks)
     by = {r['model']: r for r in rows}
@@ -173,13 +217,24 @@ Settings: {settings}
 Every number below comes from this run's own checkpoints: test-set metrics
 (`tools/test.py` path), parameters and FLOPs from mmengine's complexity
 analysis, throughput measured here on the CPU (batch of 32, inference).
-Δm is against the single-task models' own test metrics.
+Δm is against the single-task models' own test metrics. Every model trained
+with the same schedule (seed {job.seed}) and kept its best checkpoint on the
+probe split (the val loader, held out of training) by the same rule: the
+single-task models by their metric, the multi-task ones by Δm against the
+single-task models' best probe values. The test split was read once per
+model, by this table.
 
 ## Results
 
 {table}
 
 {chr(10).join(verdict)}
+
+## Convergence (probe split)
+
+{chr(10).join(convergence)}
+
+![probe curves]({osp.basename(figs['curves'])})
 
 ## The chosen tree
 
@@ -210,5 +265,6 @@ analysis, throughput measured here on the CPU (batch of 32, inference).
     path = osp.join(wd, 'report.md')
     write_text_atomic(text, path)
     if headline:
-        job.log('\n' + table + '\n' + '\n'.join(verdict))
+        warnings = [line for line in convergence if 'WARNING' in line]
+        job.log('\n' + table + '\n' + '\n'.join(verdict + warnings))
     return path

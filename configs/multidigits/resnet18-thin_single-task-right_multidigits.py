@@ -7,8 +7,8 @@ model = dict(
         _delete_=True,
         right=dict(type='mmpretrain.LinearClsHead', num_classes=10,
                 in_channels=128))))
-train_dataloader = dict(dataset=dict(tasks=tasks))
-val_dataloader = dict(dataset=dict(tasks=tasks))
+train_dataloader = dict(dataset=dict(dataset=dict(tasks=tasks)))
+val_dataloader = dict(dataset=dict(dataset=dict(tasks=tasks)))
 test_dataloader = dict(dataset=dict(tasks=tasks))
 val_evaluator = dict(task_metrics=dict(
     _delete_=True, right=dict(type='mmpretrain.Accuracy')))

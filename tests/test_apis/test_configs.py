@@ -37,7 +37,10 @@ def test_single_task_config_content(cfg):
     assert st.model.head.loss_weights == dict(sum=0.5)
     assert st.model.head.neck == cfg.model.head.neck
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        assert st[name].dataset.tasks == ['sum'], name
+        dataset = st[name].dataset
+        # the probe split's wrapper holds the data set that has the tasks
+        dataset = dataset.get('dataset', dataset)
+        assert dataset.tasks == ['sum'], name
     ev = st.val_evaluator
     assert list(ev.task_metrics) == ['sum']
     assert ev.primary == dict(sum='accuracy/top1')
@@ -121,6 +124,157 @@ def test_cost_knobs():
     assert again.train_dataloader.dataset.indices == idx  # same subset
     with pytest.raises(ValueError):
         set_data_fraction(again, 0, 4000)
+
+
+CELEBA = osp.join(ROOT, 'configs', 'celeba', 'vgg16_all-shared_celeba.py')
+NYU = osp.join(ROOT, 'configs', 'nyu',
+               'resnet50-d8-psp_all-shared_nyu-480x640.py')
+
+
+def _iter_cfg(max_iters: int, *schedulers: dict) -> Config:
+    return Config(dict(
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                       val_interval=max_iters),
+        param_scheduler=list(schedulers)))
+
+
+def _lrs(cfg: Config) -> list:
+    """The lr of each training iteration, stepped the way the runner does
+    (``end`` defaults to max_iters; one step after each iteration)."""
+    import torch
+    from mmengine.registry import PARAM_SCHEDULERS
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheds = []
+    for sched in cfg.param_scheduler:
+        sched = dict(sched, optimizer=opt)
+        sched.setdefault('end', cfg.train_cfg.max_iters)
+        scheds.append(PARAM_SCHEDULERS.build(sched))
+    lrs = []
+    for _ in range(cfg.train_cfg.max_iters):
+        lrs.append(opt.param_groups[0]['lr'])
+        opt.step()
+        for sched in scheds:
+            sched.step()
+    return lrs
+
+
+@pytest.mark.parametrize('path,iters', [(CELEBA, 60), (CELEBA, 7),
+                                        (NYU, 28), (NYU, 7)])
+def test_set_train_iters_scales_milestones(path, iters):
+    cfg = Config.fromfile(path)
+    old = cfg.param_scheduler[0]
+    old_max = cfg.train_cfg.max_iters
+    assert old.type == 'MultiStepLR' and not old.by_epoch
+    old_ms = list(old.milestones)
+    set_train_iters(cfg, iters)
+    ms = cfg.param_scheduler[0].milestones
+    assert cfg.train_cfg.max_iters == iters
+    # every decay still happens, in order, before the new end of training
+    assert len(ms) == len(old_ms) and ms == sorted(set(ms))
+    assert 1 <= ms[0] and ms[-1] < iters
+    for m, o in zip(ms, old_ms):  # at the same relative position
+        assert abs(m / iters - o / old_max) <= 1 / iters
+    lrs = _lrs(cfg)
+    gamma = cfg.param_scheduler[0].gamma
+    assert lrs[0] == 1.0
+    assert lrs[-1] == pytest.approx(gamma**len(ms))
+
+
+def test_set_train_iters_exact_milestones():
+    cfg = Config.fromfile(CELEBA)  # milestones 40000, 80000 of 120000
+    set_train_iters(cfg, 60)
+    assert cfg.param_scheduler[0].milestones == [20, 40]
+    assert cfg.train_cfg.val_interval == 5
+    cfg = Config.fromfile(NYU)  # milestones 12000, 24000 of 28000
+    set_train_iters(cfg, 7)
+    assert cfg.param_scheduler[0].milestones == [3, 6]
+
+
+def test_set_train_iters_milestones_kept_apart():
+    # 10 and 11 of 100 both round to 1 of 10: the second moves to 2
+    cfg = _iter_cfg(100, dict(type='MultiStepLR', by_epoch=False,
+                              milestones=[10, 11, 50]))
+    set_train_iters(cfg, 10)
+    assert cfg.param_scheduler[0].milestones == [1, 2, 5]
+    # a decay that cannot stay inside training is an error, not dropped
+    cfg = Config.fromfile(CELEBA)
+    before = cfg.pretty_text
+    with pytest.raises(ValueError,
+                       match=r'param_scheduler\[0\] \(MultiStepLR\).*'
+                       r'milestones'):
+        set_train_iters(cfg, 2)
+    assert cfg.pretty_text == before  # refused configs are left untouched
+
+
+def test_set_train_iters_step_lr():
+    cfg = _iter_cfg(1000, dict(type='StepLR', by_epoch=False,
+                               step_size=300, gamma=0.5))
+    set_train_iters(cfg, 10)
+    assert cfg.param_scheduler[0].step_size == 3
+    lrs = _lrs(cfg)
+    assert lrs[2] == 1.0 and lrs[3] == 0.5 and lrs[9] == 0.125
+
+
+def test_set_train_iters_cosine():
+    cfg = _iter_cfg(
+        1000,
+        dict(type='LinearLR', by_epoch=False, start_factor=0.1, begin=0,
+             end=100),
+        dict(type='CosineAnnealingLR', by_epoch=False, T_max=900,
+             begin=100, end=1000, eta_min=0.0),
+        dict(type='CosineRestartLR', by_epoch=False, periods=[333, 333, 334],
+             restart_weights=[1, 1, 1], eta_min=0.0),
+        dict(type='OneCycleLR', by_epoch=False, eta_max=1.0,
+             total_steps=1000),
+        dict(type='CosineAnnealingMomentum', by_epoch=False, T_max=1000))
+    set_train_iters(cfg, 50)
+    warm, cos, restart, one_cycle, mom = cfg.param_scheduler
+    assert (warm.begin, warm.end) == (0, 5)
+    assert (cos.begin, cos.end, cos.T_max) == (5, 50, 45)
+    assert restart.periods == [17, 16, 17]
+    assert one_cycle.total_steps == 50
+    assert mom.T_max == 50
+    # a cosine schedule still reaches eta_min at the new end of training
+    cfg = _iter_cfg(1000, dict(type='CosineAnnealingLR', by_epoch=False,
+                               T_max=1000, eta_min=0.0))
+    set_train_iters(cfg, 20)
+    lrs = _lrs(cfg)
+    assert lrs[10] == pytest.approx(0.5) and lrs[-1] < 0.01
+
+
+def test_set_train_iters_unknown_and_epoch_schedulers():
+    cfg = _iter_cfg(
+        100, dict(type='LinearLR', by_epoch=False, begin=0, end=10),
+        dict(type='mmdet.QuadraticWarmupLR', by_epoch=False, end=10))
+    with pytest.raises(ValueError,
+                       match=r'param_scheduler\[1\] \(QuadraticWarmupLR\)'):
+        set_train_iters(cfg, 10)
+    assert cfg.train_cfg.max_iters == 100  # nothing changed
+    assert cfg.param_scheduler[0].end == 10
+    # epoch-based schedulers do not count iterations: left alone
+    epoch = dict(type='MultiStepLR', milestones=[3, 6])
+    cfg = _iter_cfg(100, epoch, dict(type='Foo', by_epoch=True, end=5))
+    set_train_iters(cfg, 10)
+    assert cfg.param_scheduler[0].milestones == [3, 6]
+    # epoch counts converted at build time: kept, with a warning
+    cfg = _iter_cfg(100, dict(epoch, convert_to_iter_based=True))
+    with pytest.warns(UserWarning, match=r'param_scheduler\[0\].*epoch'):
+        set_train_iters(cfg, 10)
+    assert cfg.param_scheduler[0].milestones == [3, 6]
+
+
+def test_set_train_iters_per_optimizer_schedulers():
+    cfg = _iter_cfg(100)
+    cfg.param_scheduler = dict(
+        gen=dict(type='MultiStepLR', by_epoch=False, milestones=[50]),
+        disc=[dict(type='Nope', by_epoch=False)])
+    with pytest.raises(ValueError, match=r"\['disc'\]\[0\] \(Nope\)"):
+        set_train_iters(cfg, 10)
+    cfg.param_scheduler.disc[0].type = 'StepLR'
+    cfg.param_scheduler.disc[0].step_size = 20
+    set_train_iters(cfg, 10)
+    assert cfg.param_scheduler.gen.milestones == [5]
+    assert cfg.param_scheduler.disc[0].step_size == 2
 
 
 def test_make_single_task_configs_tool(tmp_path):

@@ -36,6 +36,26 @@ def test_metric_reports_every_task_and_delta_m():
     assert out['a/accuracy/top1'] == pytest.approx(75.0)
     assert out['b/accuracy/top1'] == pytest.approx(75.0)
     assert out['delta_m'] == pytest.approx(((75 - 50) / 50 - 0.25) / 2 * 100)
+    # the selection score is Δm once references are known
+    assert out['score'] == out['delta_m']
+
+
+def test_score_without_reference_is_the_signed_mean_of_primaries():
+    batch = [sample([0.9, 0.1], 0, [0.2, 0.8], 1),
+             sample([0.9, 0.1], 1, [0.2, 0.8], 0)]
+    metric = MultiTaskMetric(task_metrics=dict(a=dict(type='Accuracy')))
+    metric.process(None, batch)
+    out = metric.evaluate(2)
+    # one task: its primary metric itself
+    assert out['score'] == out['a/accuracy/top1'] == pytest.approx(50.0)
+    metric = MultiTaskMetric(
+        task_metrics=dict(a=dict(type='Accuracy'), b=dict(type='Accuracy')),
+        lower_is_better=['b'])
+    metric.process(None, batch)
+    out = metric.evaluate(2)
+    # b counts negated (lower is better): (50 - 50) / 2
+    assert out['score'] == pytest.approx(0.0)
+    assert 'delta_m' not in out
 
 
 def test_unknown_reference_task():

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from mmengine.config import Config
 
 from branched_mtl.pipeline import BranchJob
 from branched_mtl.tree import parse_budget
@@ -23,8 +24,11 @@ param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False, begin=0,
                         end=iters, eta_min=1e-5)]
 default_hooks = dict(logger=dict(interval=2),
                      checkpoint=dict(interval=iters))
-train_dataloader = dict(batch_size=8, dataset=dict(num_samples=32))
-val_dataloader = dict(dataset=dict(num_samples=24))
+# 56 training pairs: 24 held out as the probe split, 32 to train on
+train_dataloader = dict(batch_size=8, dataset=dict(
+    num_samples=24, dataset=dict(num_samples=56)))
+val_dataloader = dict(dataset=dict(num_samples=24,
+                                   dataset=dict(num_samples=56)))
 test_dataloader = dict(dataset=dict(num_samples=24))
 branch = dict(random_trees=1, probe=dict(dataset='val', num_samples=8))
 """
@@ -41,9 +45,12 @@ model = dict(
                          in_channels=128),
         sum=dict(type='mmpretrain.LinearClsHead', num_classes=19,
                  in_channels=128))))
-train_dataloader = dict(dataset=dict(tasks=tasks))
-val_dataloader = dict(dataset=dict(tasks=tasks))
-test_dataloader = dict(dataset=dict(tasks=tasks))
+# (in one file a later assignment replaces an earlier one: sizes again)
+train_dataloader = dict(batch_size=8, dataset=dict(
+    num_samples=24, dataset=dict(num_samples=56, tasks=tasks)))
+val_dataloader = dict(dataset=dict(
+    num_samples=24, dataset=dict(num_samples=56, tasks=tasks)))
+test_dataloader = dict(dataset=dict(num_samples=24, tasks=tasks))
 val_evaluator = dict(task_metrics=dict(
     _delete_=True, left=dict(type='mmpretrain.Accuracy'),
     left_parity=dict(type='mmpretrain.Accuracy'),
@@ -115,11 +122,30 @@ def test_end_to_end_resume_at_every_boundary_and_invalidation(tmp_path):
                     '## Parameters against Δm', 'single-task (all)',
                     'all_shared', 'random/0', 'Δm (%)', 'GFLOPs/img'):
         assert section in report, section
+    assert '## Convergence (probe split)' in report
     for fig in ('fig_affinity_heatmaps.png', 'fig_affinity_vs_depth.png',
-                'fig_tree.png', 'fig_params_vs_delta_m.png'):
+                'fig_tree.png', 'fig_params_vs_delta_m.png',
+                'fig_probe_curves.png'):
         assert (wd / fig).stat().st_size > 1000
     affinity = json.loads((wd / 'affinity' / 'affinity.json').read_text())
     assert affinity['method'] == 'rsa' and len(affinity['affinity']) == 5
+    # every model: the checkpoint the probe score chose, tested once
+    for name, result in results.items():
+        if name == 'report' or 'checkpoint' not in result:
+            continue
+        assert osp.basename(result['checkpoint']).startswith(
+            'best_score_iter_'), name
+        assert result['probe']['score'] == max(c[1] for c in result['curve'])
+        assert len(glob.glob(osp.join(osp.dirname(result['config']), 'test',
+                                      '2*'))) == 1, name
+    # multi-task models are selected by Δm against the single-task models'
+    # best probe values
+    branched_cfg = Config.fromfile(results['branched']['config'])
+    ref = branched_cfg.val_evaluator.reference
+    for task in ('left', 'left_parity', 'sum'):
+        st = results[f'single_task/{task}']['probe']
+        assert ref[task] == st[f'{task}/accuracy/top1']
+    assert branched_cfg.default_hooks.checkpoint.save_best == 'score'
     # the branched network trains the tree the tree stage chose
     assert results['branched']['branches'] == json.loads(
         (wd / 'stages' / 'tree.json').read_text())['result']['branches']
@@ -187,8 +213,60 @@ model = dict(encoder=dict(tasks=tasks), head=dict(task_heads=dict(
         BranchJob(cfg, str(tmp_path / 'd'), alpha=-1.0)
     with pytest.raises(ValueError, match='give --alpha or --budget'):
         BranchJob(cfg, str(tmp_path / 'e'))
-    for d in 'abcde':
+    # decisions must not read the test split
+    same = tmp_path / 'same.py'
+    same.write_text(TINY + THREE + 'val_dataloader = dict(_delete_=True, '
+                    'batch_size=8, dataset=dict(type="MultiDigits", '
+                    'split="test", num_samples=24, tasks=tasks))\n'
+                    'test_dataloader = val_dataloader\n')
+    with pytest.raises(ValueError, match='chosen on the test images'):
+        BranchJob(str(same), str(tmp_path / 'f'), alpha=1.0)
+    # the two parts of the probe split must be drawn alike
+    skew = tmp_path / 'skew.py'
+    skew.write_text(TINY + THREE + 'val_dataloader = dict(dataset=dict('
+                    'seed=1))\n')
+    with pytest.raises(ValueError, match='would overlap'):
+        BranchJob(str(skew), str(tmp_path / 'g'), alpha=1.0)
+    small = tmp_path / 'small.py'
+    small.write_text(TINY + THREE + 'branch = dict(probe=dict('
+                     'num_samples=100))\n')
+    with pytest.raises(ValueError, match='probe split has 24 samples'):
+        BranchJob(str(small), str(tmp_path / 'h'), alpha=1.0)
+    for d in 'abcdefgh':
         assert not (tmp_path / d).exists()
+
+
+def test_seeds_option(tmp_path, monkeypatch, capsys):
+    tool = _load_branch_tool()
+    cfg = write_config(tmp_path)
+    assert tool.main([cfg, '--work-dir', str(tmp_path / 'x'), '--budget',
+                      '70%', '--seeds', '0']) == 2
+    assert '--seeds must be an int >= 1' in capsys.readouterr().err
+    calls = []
+    monkeypatch.setattr(tool, 'run_seeds', lambda make, wd, seeds: calls.append(
+        (wd, seeds, [make(s, None).work_dir for s in seeds],
+         [make(s, None).seed for s in seeds])))
+    assert tool.main([cfg, '--work-dir', str(tmp_path / 'y'), '--budget',
+                      '70%', '--seeds', '2', '--seed', '5']) == 0
+    wd = str(tmp_path / 'y')
+    assert calls == [(wd, [5, 6], [osp.join(wd, 'seed_5'),
+                                   osp.join(wd, 'seed_6')], [5, 6])]
+    # branch.seeds in the config is the default
+    seeded = tmp_path / 'seeded.py'
+    seeded.write_text(TINY + THREE + 'branch = dict(seeds=3, probe=dict('
+                      'dataset="val", num_samples=8))\n')
+    calls.clear()
+    assert tool.main([str(seeded), '--work-dir', wd, '--budget', '70%']) == 0
+    assert calls[0][1] == [0, 1, 2]
+
+
+def _load_branch_tool():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'branch_tool', osp.join(ROOT, 'tools', 'branch.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_parse_budget():

@@ -21,8 +21,10 @@ custom_imports = dict(imports=['branched_mtl'], allow_failed_imports=False)
 train_cfg = dict(max_iters=2, val_interval=2)
 default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1),
                      visualization=dict(_delete_=True, type='IterTimerHook'))
-train_dataloader = dict(batch_size=4, dataset=dict(num_samples=8))
-val_dataloader = dict(dataset=dict(num_samples=8))
+train_dataloader = dict(batch_size=4, dataset=dict(
+    num_samples=8, dataset=dict(num_samples=16)))
+val_dataloader = dict(dataset=dict(num_samples=8,
+                                   dataset=dict(num_samples=16)))
 test_dataloader = dict(dataset=dict(num_samples=8))
 """)
     cfg = Config.fromfile(str(cfg_file))

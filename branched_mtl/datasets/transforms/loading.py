@@ -48,6 +48,17 @@ def _read(path: str, results: dict, what: str, backend_args=None,
     return arr
 
 
+def _read_uint16(path: str, results: dict, what: str,
+                 backend_args=None) -> np.ndarray:
+    """A 16-bit single-channel png (depth, disparity), checked."""
+    arr = _read(path, results, what, backend_args)
+    if arr.ndim != 2 or arr.dtype != np.uint16:
+        raise ValueError(f'{what} {path} of sample '
+                         f'{results.get("sample_idx", "?")} must be a 16-bit '
+                         f'single-channel png, got {arr.dtype} {arr.shape}')
+    return arr
+
+
 @TRANSFORMS.register_module()
 class LoadCityscapesAnnotations(BaseTransform):
     """Read Cityscapes' official annotations for the selected tasks.
@@ -89,16 +100,10 @@ class LoadCityscapesAnnotations(BaseTransform):
             lut = np.full(256, 255, np.uint8)
             for label_id, train_id in CITYSCAPES_TRAIN_IDS.items():
                 lut[label_id] = train_id
-            results['gt_seg_map'] = lut[ids.astype(np.uint8)]
-            if 'gt_seg_map' not in results['seg_fields']:
-                results['seg_fields'].append('gt_seg_map')
+            add_dense_field(results, 'gt_seg_map', lut[ids.astype(np.uint8)])
         if 'depth' in tasks:
-            path = results['disparity_path']
-            disp = _read(path, results, 'disparity map', self.backend_args)
-            if disp.ndim != 2 or disp.dtype != np.uint16:
-                raise ValueError(f'disparity map {path} of {where} must be a '
-                                 f'16-bit single-channel png, got '
-                                 f'{disp.dtype} {disp.shape}')
+            disp = _read_uint16(results['disparity_path'], results,
+                                'disparity map', self.backend_args)
             cam_path = results['camera_path']
             try:
                 cam = json.loads(fileio.get_text(
@@ -132,7 +137,8 @@ class LoadNormalMap(BaseTransform):
     x y z in the R G B channels; black = no normal).
 
     Normals are re-normalised; pixels without one become the zero vector,
-    which losses and metrics leave out.
+    which losses and metrics leave out. Samples whose ``task_fields`` leave
+    out ``normals`` are passed through.
 
     Args:
         key: Results key of the file path.
@@ -145,6 +151,9 @@ class LoadNormalMap(BaseTransform):
         self.backend_args = backend_args
 
     def transform(self, results: dict) -> dict:
+        if 'normals' not in results.get('task_fields', {'normals': None}):
+            # a single-task copy of a config keeps the multi-task pipeline
+            return results
         path = results[self.key]
         rgb = _read(path, results, 'normal map', self.backend_args,
                     flag='color', channel_order='rgb')
@@ -153,5 +162,128 @@ class LoadNormalMap(BaseTransform):
         norm = np.linalg.norm(n, axis=-1, keepdims=True)
         n = np.where(valid[..., None] & (norm > 0), n / np.maximum(norm, 1e-6),
                      0).astype(np.float32)
-        add_dense_field(results, 'gt_normal_map', n, vector=True)
+        add_dense_field(results, 'gt_normal_map', n, normal=True)
+        return results
+
+
+@TRANSFORMS.register_module()
+class LoadNYUv2Mat(BaseTransform):
+    """Read one sample of the official ``nyu_depth_v2_labeled.mat``.
+
+    The data info comes from ``NYUv2MatMultiTask`` (``mat_path``,
+    ``mat_index``, ``label_lut``, ``mat_depth_key``). The file's arrays are
+    in HDF5 axis order (MATLAB's reversed), so each is transposed back to
+    ``(H, W)``. Results match the folder layout's loaders:
+
+    - ``img``: ``(H, W, 3)`` uint8 BGR, as ``LoadImageFromFile`` gives;
+    - ``gt_seg_map``: raw labels through ``label_lut`` (void = ignore index);
+    - ``gt_depth_map``: float32 metres (0 = no depth).
+
+    Args:
+        tasks: Tasks to load (default: those in ``results['task_fields']``;
+            ``normals`` is ``LoadNormalMap``'s).
+    """
+
+    def __init__(self, tasks: Optional[list] = None) -> None:
+        self.tasks = tasks
+
+    def transform(self, results: dict) -> dict:
+        from branched_mtl.datasets.utils import open_hdf5
+        path, i = results['mat_path'], results['mat_index']
+        where = f'image {i + 1} of {path}'
+        f = open_hdf5(path)
+        try:
+            # (3, W, H) -> (H, W, 3), RGB -> BGR
+            img = f['images'][i].transpose(2, 1, 0)[..., ::-1]
+            results['img'] = np.ascontiguousarray(img)
+            results['img_shape'] = results['ori_shape'] = img.shape[:2]
+            tasks = self.tasks or list(results.get('task_fields', {}))
+            if 'semseg' in tasks:
+                labels = f['labels'][i].T
+                lut = results['label_lut']
+                if labels.max() >= len(lut):
+                    raise ValueError(f'labels of {where} reach '
+                                     f'{int(labels.max())}; the mapping '
+                                     f'covers 0..{len(lut) - 1}')
+                add_dense_field(results, 'gt_seg_map', lut[labels])
+            if 'depth' in tasks:
+                key = results.get('mat_depth_key', 'depths')
+                depth = np.ascontiguousarray(f[key][i].T, np.float32)
+                add_dense_field(results, 'gt_depth_map',
+                                np.nan_to_num(depth, nan=0.0))
+        except (KeyError, OSError) as err:
+            raise ValueError(f'{where} cannot be read: {err!r}') from err
+        return results
+
+
+def sunrgbd_depth_metres(raw: np.ndarray,
+                         max_depth: Optional[float] = 8.0) -> np.ndarray:
+    """Depth in metres of a SUN RGB-D depth png, as the toolbox reads it.
+
+    ``read3dPoints.m``: ``bitor(bitshift(d, -3), bitshift(d, 16 - 3))``,
+    a 16-bit rotation right by 3 bits, divided by 1000 (millimetres), then
+    values above 8 m set to 8. The depth is in the upper 13 bits; a pixel
+    whose lowest 3 bits are set rotates to >= 8.192 m and so ends at the
+    clip. 0 stays 0 (no depth).
+
+    Args:
+        raw: ``(H, W)`` uint16 png values.
+        max_depth: Clip in metres (None: no clip).
+
+    Returns:
+        ``(H, W)`` float32 metres.
+    """
+    raw = raw.astype(np.uint16)
+    # uint16 arithmetic drops the bits shifted out, like MATLAB's bitshift
+    rotated = (raw >> np.uint16(3)) | (raw << np.uint16(13))
+    depth = rotated.astype(np.float32) / 1000.0
+    if max_depth is not None:
+        depth = np.minimum(depth, np.float32(max_depth))
+    return depth
+
+
+@TRANSFORMS.register_module()
+class LoadSUNRGBDAnnotations(BaseTransform):
+    """Read SUN RGB-D's annotations for the selected tasks.
+
+    - ``semseg``: ``label37/<name>.png`` (``seg_map_path``), 0 = void and
+      1..37 (``seg37list.mat``), to 0..36 with void 255 (mmseg's
+      ``reduce_zero_label``); a label above 37 is an error.
+    - ``depth``: the scene's ``depth/`` or ``depth_bfx/`` png
+      (``depth_map_path``) in metres, see :func:`sunrgbd_depth_metres`.
+
+    Both must be the image's size (checked here, before any resize).
+
+    Args:
+        tasks: Tasks to load (default: those in ``results['task_fields']``).
+        max_depth: Depth clip in metres, 8 like the toolbox (None: none).
+        backend_args: mmengine file backend arguments.
+    """
+
+    def __init__(self, tasks: Optional[list] = None,
+                 max_depth: Optional[float] = 8.0,
+                 backend_args: Optional[dict] = None) -> None:
+        self.tasks = tasks
+        self.max_depth = max_depth
+        self.backend_args = backend_args
+
+    def transform(self, results: dict) -> dict:
+        tasks = self.tasks or list(results.get('task_fields', {}))
+        where = f'sample {results.get("sample_idx", "?")}'
+        if 'semseg' in tasks:
+            path = results['seg_map_path']
+            labels = _read(path, results, 'label map', self.backend_args)
+            if labels.ndim != 2 or labels.max() > 37:
+                raise ValueError(
+                    f'label map {path} of {where} must be single-channel '
+                    f'0..37 (seg37list), got {labels.shape} up to '
+                    f'{labels.max()}')
+            # 0 (void) -> 255, k -> k - 1
+            add_dense_field(results, 'gt_seg_map', (
+                labels.astype(np.int16) - 1).astype(np.uint8))
+        if 'depth' in tasks:
+            raw = _read_uint16(results['depth_map_path'], results,
+                               'depth map', self.backend_args)
+            add_dense_field(results, 'gt_depth_map',
+                            sunrgbd_depth_metres(raw, self.max_depth))
         return results

@@ -42,6 +42,12 @@ class MultiTaskMetric(BaseMetric):
     ...) on each task's sub-sample, and Δm against reference values.
 
     Results are named ``<task>/<stock key>``, e.g. ``left/accuracy/top1``.
+    ``score`` is the one number every model of a comparison is selected by
+    (best checkpoint, early stopping; higher is better): ``delta_m`` when
+    references are given, else the mean over tasks of the primary metrics,
+    negated where lower is better (for one task: its primary metric, so
+    that the best single-task checkpoint is also the best by Δm against any
+    reference).
 
     Args:
         task_metrics: ``{task: metric config or list of configs}``.
@@ -112,9 +118,17 @@ class MultiTaskMetric(BaseMetric):
             self.primary.setdefault(task, next(iter(task_out)))
             for key, value in task_out.items():
                 out[f'{task}/{key}'] = float(value)
+        lower = [f'{t}/{self.primary[t]}' for t in self.lower_is_better
+                 if t in self.primary]
         if self.reference:
-            lower = [f'{t}/{self.primary[t]}' for t in self.lower_is_better]
             ref = {f'{t}/{self.primary[t]}': v
                    for t, v in self.reference.items()}
             out['delta_m'] = delta_m(out, ref, lower)
+            out['score'] = out['delta_m']
+        else:
+            signed = [(-1.0 if key in lower else 1.0) * out[key]
+                      for key in (f'{t}/{self.primary[t]}'
+                                  for t in self.tasks if t in self.primary)]
+            if signed:
+                out['score'] = float(sum(signed) / len(signed))
         return out

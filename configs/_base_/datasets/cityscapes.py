@@ -17,22 +17,34 @@ test_pipeline = [
     dict(type='DenseResize', scale=(512, 256), keep_ratio=False),
     dict(type='PackDenseTaskInputs', num_classes=dict(semseg=19)),
 ]
+# Cityscapes' own test labels are not public: its `val` split is the test
+# split here, read once per model by its final test. Every decision (affinity
+# probe, recombined runs, best checkpoint, early stopping) reads
+# `probe_split`, a fixed part of the training images held out of training.
+train_source = dict(type=dataset_type, data_root=data_root, split='train',
+                    tasks=tasks)
+probe_split = dict(num_samples=500, seed=0)
 train_dataloader = dict(
     batch_size=8,
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type=dataset_type, data_root=data_root, split='train',
-                 tasks=tasks, pipeline=train_pipeline))
-# the paper (after Sener & Koltun) tests on the validation images
+    dataset=dict(type='ProbeSplit', part='train', **probe_split,
+                 dataset=dict(**train_source, pipeline=train_pipeline)))
 val_dataloader = dict(
+    batch_size=8,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='ProbeSplit', part='probe', **probe_split,
+                 dataset=dict(**train_source, pipeline=test_pipeline)))
+test_dataloader = dict(
     batch_size=8,
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type=dataset_type, data_root=data_root, split='val',
                  tasks=tasks, pipeline=test_pipeline))
-test_dataloader = val_dataloader
 val_evaluator = dict(
     type='MultiTaskMetric',
     task_metrics=dict(

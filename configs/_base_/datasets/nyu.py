@@ -19,15 +19,28 @@ test_pipeline = [
     dict(type='LoadNormalMap'),
     dict(type='PackDenseTaskInputs', num_classes=dict(semseg=num_classes)),
 ]
+# NYUv2's standard split has no validation part: every decision (affinity
+# probe, recombined runs, best checkpoint, early stopping) reads
+# `probe_split`, a fixed part of the 795 training images held out of
+# training; the 654 test images are read once per model by its final test.
+train_source = dict(type=dataset_type, data_root=data_root, split='train',
+                    num_classes=num_classes, tasks=tasks)
+probe_split = dict(num_samples=100, seed=0)
 train_dataloader = dict(
     batch_size=8,
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type=dataset_type, data_root=data_root, split='train',
-                 num_classes=num_classes, tasks=tasks,
-                 pipeline=train_pipeline))
+    dataset=dict(type='ProbeSplit', part='train', **probe_split,
+                 dataset=dict(**train_source, pipeline=train_pipeline)))
 val_dataloader = dict(
+    batch_size=8,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='ProbeSplit', part='probe', **probe_split,
+                 dataset=dict(**train_source, pipeline=test_pipeline)))
+test_dataloader = dict(
     batch_size=8,
     num_workers=4,
     persistent_workers=True,
@@ -35,7 +48,6 @@ val_dataloader = dict(
     dataset=dict(type=dataset_type, data_root=data_root, split='test',
                  num_classes=num_classes, tasks=tasks,
                  pipeline=test_pipeline))
-test_dataloader = val_dataloader
 val_evaluator = dict(
     type='MultiTaskMetric',
     task_metrics=dict(
