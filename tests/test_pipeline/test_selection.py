@@ -89,3 +89,21 @@ def test_still_improving():
                    range(10, 101, 10)]
     assert still_improving(falling_err, 100)
     assert not still_improving([], 100)
+
+
+def test_report_warns_about_models_still_improving():
+    from types import SimpleNamespace
+
+    from branched_mtl.pipeline.report import convergence_lines
+    job = SimpleNamespace(results={
+        'single_task/a': dict(curve=[[100, 50.0], [200, 90.0]],
+                              still_improving=True),
+        'single_task/b': dict(curve=[[100, 97.0], [200, 97.0]],
+                              still_improving=False),
+        'affinity': dict(path='x')})
+    lines = convergence_lines(job)
+    assert len(lines) == 2
+    assert 'single_task/a' in lines[0] and 'WARNING' in lines[0]
+    assert 'best probe score 90.00 at iteration 200' in lines[0]
+    assert 'WARNING' not in lines[1]
+    assert 'at iteration 100 of 200' in lines[1]  # the first best counts
