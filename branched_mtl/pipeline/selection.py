@@ -118,18 +118,23 @@ def read_probe_curve(work_dir: str) -> List[Dict[str, float]]:
 def still_improving(curve: List[Dict[str, float]],
                     max_iters: int,
                     last_fraction: float = 0.2,
-                    tol: float = 0.005) -> bool:
+                    tol: float = 0.005,
+                    delta_m: bool = False) -> bool:
     """Whether the probe score still rose over the last part of training.
 
     Args:
         curve: :func:`read_probe_curve`'s records.
         max_iters: Length of the schedule.
         last_fraction: The part of the schedule looked at (the last fifth).
-        tol: Relative gain that counts as improving.
+        tol: The gain that counts as improving: relative to the score for a
+            metric (single-task models), in Δm percentage points / 100 for a
+            Δm score (multi-task models), so 0.005 means half a percent
+            either way.
+        delta_m: The score is Δm in % (a multi-task model), already relative.
 
     Returns:
         True when the best score in the last ``last_fraction`` of the
-        schedule beats the best one before it by more than ``tol`` (relative).
+        schedule beats the best one before it by more than ``tol``.
     """
     cut = (1.0 - last_fraction) * max_iters
     before = [r[SCORE_KEY] for r in curve if r['step'] <= cut]
@@ -137,4 +142,5 @@ def still_improving(curve: List[Dict[str, float]],
     if not before or not after:
         return False
     best_before, best_after = max(before), max(after)
-    return best_after - best_before > tol * max(abs(best_before), 1e-12)
+    margin = 100.0 * tol if delta_m else tol * max(abs(best_before), 1e-12)
+    return best_after - best_before > margin

@@ -89,6 +89,12 @@ def test_still_improving():
                    range(10, 101, 10)]
     assert still_improving(falling_err, 100)
     assert not still_improving([], 100)
+    # Δm scores (multi-task models) are already relative: half a point
+    small_dm = [dict(step=80, score=0.24), dict(step=100, score=0.30)]
+    assert still_improving(small_dm, 100) is True  # relative: 25 %
+    assert not still_improving(small_dm, 100, delta_m=True)
+    big_dm = [dict(step=80, score=0.24), dict(step=100, score=1.0)]
+    assert still_improving(big_dm, 100, delta_m=True)
 
 
 def test_report_warns_about_models_still_improving():
@@ -96,13 +102,14 @@ def test_report_warns_about_models_still_improving():
 
     from branched_mtl.pipeline.report import convergence_lines
     job = SimpleNamespace(results={
-        'single_task/a': dict(curve=[[100, 50.0], [200, 90.0]],
-                              still_improving=True),
-        'single_task/b': dict(curve=[[100, 97.0], [200, 97.0]],
-                              still_improving=False),
+        'single_task/a': dict(curve=[[100, 50.0], [200, 90.0]]),
+        'single_task/b': dict(curve=[[100, 97.0], [200, 97.0]]),
+        'branched': dict(curve=[[100, 0.2], [200, 0.3]]),
         'affinity': dict(path='x')})
     lines = convergence_lines(job)
-    assert len(lines) == 2
+    assert len(lines) == 3
+    # +0.1 point of Δm is no sign of an unconverged multi-task model
+    assert 'WARNING' not in lines[2] and '(Δm, %)' in lines[2]
     assert 'single_task/a' in lines[0] and 'WARNING' in lines[0]
     assert 'best probe score 90.00 at iteration 200' in lines[0]
     assert 'WARNING' not in lines[1]
