@@ -13,6 +13,10 @@ Imported by ``branched_mtl/__init__.py`` before anything from mmseg:
    functions through ``builtins.getattr``, which must never be allow-listed
    (it reaches any attribute of any allowed type); those functions are
    class-level and registered at import, so they are left out of the state.
+3. mmengine resolves ``pkg::`` config bases only for the packages it lists
+   (``mmengine.config.utils.MODULE2PACKAGE``); branched_mtl adds itself, so
+   ``_base_ = 'branched_mtl::multidigits/branch_multidigits.py'`` finds the
+   configs installed in ``branched_mtl/.mim`` once branched_mtl is imported.
 """
 import importlib.util
 import os.path as osp
@@ -96,10 +100,19 @@ def _history_buffer_getstate(self) -> dict:
             if k != 'statistics_methods'}
 
 
+def _register_config_package() -> None:
+    from mmengine.config.utils import MODULE2PACKAGE
+
+    # module -> distribution name, as for mmseg -> mmsegmentation; mmengine
+    # then finds <package>/.mim/configs (setup.py fills it at install)
+    MODULE2PACKAGE.setdefault('branched_mtl', 'branched_mtl')
+
+
 def setup() -> None:
-    """Apply both fixes; safe to call more than once."""
+    """Apply the fixes; safe to call more than once."""
     _install_mmcv_ops_stub()
     _allow_mmengine_checkpoint_types()
+    _register_config_package()
 
 
 setup()

@@ -12,16 +12,55 @@ mean +/- std over the seeds, each seed's tree and the affinity's
 repeatability.
 
 Rerunning the same command resumes: finished stages are skipped, a stage
-whose inputs changed runs again.
+whose inputs changed runs again. One job at a time per work dir: a second
+one stops at once and names the process that holds it.
+
+Every input that is known before training is checked before training; a
+bad one ends in one ``branch: error:`` line (exit status 2) that names the
+option, file or task at fault and says what to do.
 """
 import argparse
+import math
 import sys
+import warnings
 
-import branched_mtl  # noqa: F401
+# mmcv-lite warns on import that it lacks an op nothing here uses: filtered
+# before branched_mtl imports mmcv (the other known notices: main block)
+warnings.filterwarnings(
+    'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
-from mmengine.config import Config
+import branched_mtl  # noqa: E402,F401
 
-from branched_mtl.pipeline import BranchJob, run_seeds
+from mmengine.config import Config  # noqa: E402
+
+from branched_mtl.pipeline import BranchJob, run_seeds  # noqa: E402
+from branched_mtl.utils.console import quiet_known_warnings  # noqa: E402
+from branched_mtl.utils.errors import UserError  # noqa: E402
+from branched_mtl.utils.lock import WorkDirLock  # noqa: E402
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(
+            f'must be a finite number >= 0, got {text[:40]!r}')
+    return value
+
+
+def _whole(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(
+                f'must be a whole number >= {low}, got {text[:40]!r}')
+        return value
+    return parse
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -31,19 +70,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--work-dir', required=True)
     parser.add_argument('--affinity', default='rsa',
                         choices=['rsa', 'tournament'])
-    parser.add_argument('--alpha', type=float, help='complexity weight')
+    parser.add_argument('--alpha', type=_alpha, help='complexity weight')
     parser.add_argument('--budget',
                         help='parameter budget: 25M, 300K, 60%% (of the '
                         'single-task models together) or a number')
     parser.add_argument('--method', default='auto',
                         choices=['auto', 'exact', 'beam'])
-    parser.add_argument('--top-n', type=int, default=3)
+    parser.add_argument('--top-n', type=_whole(1), default=3)
     parser.add_argument('--launcher', default='none',
                         choices=['none', 'pytorch', 'slurm'])
-    parser.add_argument('--gpus', type=int, default=1,
+    parser.add_argument('--gpus', type=_whole(1), default=1,
                         help='processes per training run (pytorch/slurm)')
     parser.add_argument('--partition', help='Slurm partition')
-    parser.add_argument('--random-trees', type=int,
+    parser.add_argument('--random-trees', type=_whole(0),
                         help='random trees of the chosen size (default: '
                         'config branch.random_trees, else 3)')
     parser.add_argument('--seed', type=int, default=0,
@@ -81,15 +120,24 @@ def main(argv=None) -> int:
         # every seed's inputs checked before anything trains
         jobs = {s: make_job(s, args.work_dir if num_seeds == 1 else
                             f'{args.work_dir}/seed_{s}') for s in seeds}
-    except (ValueError, KeyError, FileNotFoundError) as e:
+    except (ValueError, KeyError, FileNotFoundError, SyntaxError) as e:
         print(f'branch: error: {e}', file=sys.stderr)
         return 2
-    if num_seeds == 1:
-        jobs[seeds[0]].run()
-    else:
-        run_seeds(lambda s, _: jobs[s], args.work_dir, seeds)
+    try:
+        if num_seeds == 1:
+            jobs[seeds[0]].run()  # locks the work dir itself
+        else:
+            # the seeds' own folders are locked by their jobs
+            with WorkDirLock(args.work_dir):
+                run_seeds(lambda s, _: jobs[s], args.work_dir, seeds)
+    except UserError as e:
+        # a bad input found once it was known (a stage's result, a busy
+        # work dir, a failed training run that printed its own error)
+        print(f'branch: error: {e}', file=sys.stderr)
+        return 2
     return 0
 
 
 if __name__ == '__main__':
+    quiet_known_warnings()
     sys.exit(main())

@@ -16,7 +16,13 @@ trade-off between parameters and clustering cost to choose alpha from.
 import argparse
 import os.path as osp
 import sys
+import warnings
 from typing import List, Optional
+
+# mmcv-lite warns on import that it lacks an op nothing here uses: filtered
+# before branched_mtl imports mmcv (the other known notices: main block)
+warnings.filterwarnings(
+    'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
 import branched_mtl  # noqa: F401  (compat before mmseg; registers our types)
 from branched_mtl.affinity import load_affinity
@@ -27,13 +33,28 @@ from branched_mtl.tree.config_writer import (check_task_names,
                                              write_tree_config)
 from branched_mtl.tree.budget import parse_budget as tree_parse_budget
 from branched_mtl.tree.draw import draw_tree
+# submodules, not the package namespace: tools/branch.py loads this file
+# into a process that may have imported branched_mtl.utils earlier
+from branched_mtl.utils.console import quiet_known_warnings
+from branched_mtl.utils.errors import UserError
+from branched_mtl.utils.paths import check_output_file
+
 
 def parse_budget(text: str) -> int:
     """'25M' -> 25_000_000, '300K' -> 300_000, '1.5M', plain ints."""
     try:
-        return tree_parse_budget(text)
+        budget = tree_parse_budget(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+    except OverflowError:
+        raise argparse.ArgumentTypeError(
+            f'{text[:40]!r} is too large to be a parameter count') from None
+    if budget < 1:
+        # '0.5' would otherwise become a budget of 0 parameters
+        raise argparse.ArgumentTypeError(
+            f'{text[:40]!r} is {budget} parameters, no network fits; give a '
+            'parameter count like 25M, 300K or 1200000')
+    return budget
 
 
 def _alpha(text: str) -> float:
@@ -193,6 +214,10 @@ def build(args: argparse.Namespace, prob: dict) -> dict:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     try:
+        if args.out:
+            # before the search: a path that cannot be written is refused
+            # with its reason, not with a traceback at the end
+            check_output_file(args.out)
         prob = load_problem(args.affinity, args.config)
         if prob['note']:
             print(prob['note'])
@@ -201,11 +226,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             print()
         if args.alpha is not None or args.budget is not None:
             build(args, prob)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, UserError) as e:
         print(f'build_tree: error: {e}', file=sys.stderr)
         return 2
     return 0
 
 
 if __name__ == '__main__':
+    quiet_known_warnings()
     sys.exit(main())

@@ -15,13 +15,21 @@ tasks are listed in order of first appearance in their ``meta.json``.
 """
 import argparse
 import sys
+import warnings
 from typing import List, Optional
+
+# mmcv-lite warns on import that it lacks an op nothing here uses: filtered
+# before branched_mtl imports mmcv (the other known notices: main block)
+warnings.filterwarnings(
+    'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
 import numpy as np
 
 from branched_mtl.affinity import (collect_rsa, collect_tournament,
                                    find_probe_runs, read_probe,
                                    save_affinity)
+from branched_mtl.utils.paths import check_output_file
+from branched_mtl.utils.console import quiet_known_warnings
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -55,6 +63,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.tasks:
         tasks = [t.strip() for t in args.tasks.split(',') if t.strip()]
     try:
+        check_output_file(args.out)
         run_dirs = list(args.run_dirs)
         if args.sweep_dir:
             found = find_probe_runs(args.sweep_dir)
@@ -80,4 +89,5 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
+    quiet_known_warnings()
     main()

@@ -13,13 +13,20 @@ import argparse
 import os
 import os.path as osp
 import sys
+import warnings
 from typing import List, Optional
+
+# mmcv-lite warns on import that it lacks an op nothing here uses: filtered
+# before branched_mtl imports mmcv (the other known notices: main block)
+warnings.filterwarnings(
+    'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
 from mmengine.config import DictAction
 
 from branched_mtl.apis.configs import (add_affinity_hook, resolve_tasks_arg,
                                        single_task_config)
 from branched_mtl.apis.sweep import load_plan_config
+from branched_mtl.utils.console import quiet_known_warnings
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -64,4 +71,5 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
 
 
 if __name__ == '__main__':
+    quiet_known_warnings()
     main()

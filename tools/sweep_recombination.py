@@ -29,12 +29,20 @@ Examples::
 
 Running the same command again skips finished jobs and reruns the others
 (``--resume``: from their last checkpoint), so a killed sweep completes
-later with nothing lost and nothing done twice. ``--cfg-options`` apply to
+later with nothing lost and nothing done twice. One sweep at a time per
+work dir: a second one stops at once and names the process that holds it
+(``--dry-run`` only reads, and runs beside it). ``--cfg-options`` apply to
 every job; ``--iters`` and ``--data-fraction`` to the recombined runs only.
 """
 import argparse
 import sys
+import warnings
 from typing import List, Optional
+
+# mmcv-lite warns on import that it lacks an op nothing here uses: filtered
+# before branched_mtl imports mmcv (the other known notices: main block)
+warnings.filterwarnings(
+    'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
 import branched_mtl  # noqa: F401  (compat before mmseg; registers our types)
 from mmengine.config import DictAction
@@ -42,6 +50,9 @@ from mmengine.config import DictAction
 from branched_mtl.apis.sweep import (DIST_TRAIN, LAUNCHERS, MODES,
                                      describe_plan, load_plan_config,
                                      plan_sweep, run_sweep, write_slurm)
+from branched_mtl.utils.console import quiet_known_warnings
+from branched_mtl.utils.lock import WorkDirLock
+from branched_mtl.utils.paths import check_work_dir
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -114,6 +125,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     try:
+        check_work_dir(args.work_dir, create=False)
         cfg = load_plan_config(args.config, args.cfg_options)
         plan = plan_sweep(
             cfg, args.work_dir, tasks=args.tasks, splits=args.splits,
@@ -124,15 +136,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.dry_run:
             print(describe_plan(plan))
             return 0
-        if args.launcher == 'slurm':
-            submit = write_slurm(
-                plan, args.partition, args.gpus_per_job, args.gpus_per_node,
-                args.cpus_per_task, args.max_parallel, args.resume)
-            print(f'wrote Slurm scripts; submit with: bash {submit}')
-            return 0
-        return run_sweep(plan, args.launcher, args.gpus_per_job,
-                         args.max_parallel, args.resume, args.port,
-                         args.dist_train)
+        # one sweep per work dir; the lock is not inherited by the jobs, so
+        # orphans of a killed sweep do not block the next one (each job has
+        # its own lock, which the next sweep waits on)
+        with WorkDirLock(args.work_dir):
+            if args.launcher == 'slurm':
+                submit = write_slurm(
+                    plan, args.partition, args.gpus_per_job,
+                    args.gpus_per_node, args.cpus_per_task,
+                    args.max_parallel, args.resume)
+                print(f'wrote Slurm scripts; submit with: bash {submit}')
+                return 0
+            return run_sweep(plan, args.launcher, args.gpus_per_job,
+                             args.max_parallel, args.resume, args.port,
+                             args.dist_train)
     except (FileNotFoundError, ValueError) as e:
         print(f'sweep_recombination: error: {e}', file=sys.stderr)
         return 2
@@ -143,4 +160,5 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
+    quiet_known_warnings()
     sys.exit(main())

@@ -14,6 +14,7 @@ rerun when its inputs are unchanged):
 import contextlib
 import copy
 import importlib.util
+import math
 import os
 import os.path as osp
 import subprocess
@@ -32,14 +33,20 @@ from branched_mtl.models import describe_model
 from branched_mtl.tree import (all_shared, count_tree_params, fully_separate,
                                parse_budget, random_tree_like,
                                validate_branches)
+from branched_mtl.utils.checkpoints import resume_candidates
+from branched_mtl.utils.errors import UserError, short_repr
+from branched_mtl.utils.lock import WorkDirLock
+from branched_mtl.utils.package import tools_dir
+from branched_mtl.utils.paths import check_work_dir
 from .selection import (best_checkpoint, read_probe_curve, set_selection,
                         still_improving)
 from .stages import StageBook, fingerprint
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOLS = osp.join(ROOT, 'tools')
+# the checkout's tools/, or the installed package's .mim/tools
+TOOLS = tools_dir()
 AFFINITY_METHODS = ('rsa', 'tournament')
 LAUNCHERS = ('none', 'pytorch', 'slurm')
+METHODS = ('auto', 'exact', 'beam')
 
 
 def _load_tool(name: str) -> Any:
@@ -66,6 +73,52 @@ class _QuietConsole:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.stream, name)
+
+
+def _run_step(name: str, cmd: List[str], folder: str,
+              env: Optional[Dict[str, str]] = None) -> None:
+    """Run a stage's subprocess; a failure is reported by stage and folder
+    (the subprocess printed its own error above)."""
+    code = subprocess.run(cmd, env=env).returncode
+    if code != 0:
+        raise UserError(
+            f'{name}: `{osp.basename(cmd[1]) if len(cmd) > 1 else cmd[0]}` '
+            f'failed (exit {code}); its error is above and its logs are in '
+            f'{folder}. Fix the cause and run the same command again: '
+            'finished stages are kept and training resumes from its last '
+            'checkpoint')
+
+
+def _labelled_tasks(ds: Any) -> Optional[List[str]]:
+    """The ``tasks`` a data set config gives labels for, through wrappers
+    (``dataset=``, ``datasets=``), or None when the config does not say."""
+    if not isinstance(ds, dict):
+        return None
+    tasks = ds.get('tasks')
+    if isinstance(tasks, (list, tuple)):
+        return [str(t) for t in tasks]
+    parts = ds.get('datasets')
+    if isinstance(parts, (list, tuple)) and parts:
+        found = [_labelled_tasks(p) for p in parts]
+        if any(f is None for f in found):
+            return None
+        return list(dict.fromkeys(t for f in found for t in f))
+    return _labelled_tasks(ds.get('dataset'))
+
+
+def _evaluator_tasks(evaluator: Any) -> List[str]:
+    """Tasks the MultiTaskMetric(s) of an evaluator config score."""
+    if isinstance(evaluator, (list, tuple)):
+        return list(dict.fromkeys(t for e in evaluator
+                                  for t in _evaluator_tasks(e)))
+    if not isinstance(evaluator, dict):
+        return []
+    if 'metrics' in evaluator:
+        return _evaluator_tasks(evaluator['metrics'])
+    if str(evaluator.get('type', '')).rpartition('.')[2] != \
+            'MultiTaskMetric':
+        return []
+    return [str(t) for t in (evaluator.get('task_metrics') or {})]
 
 
 def config_text(cfg: Config) -> str:
@@ -135,7 +188,11 @@ class BranchJob:
 
     # ------------------------------------------------------------ checks
     def _check_inputs(self) -> None:
-        """Stop before any training on a config or option that cannot work."""
+        """Stop before any training on a config or option that cannot work.
+
+        Nothing is created on disk before every check passed.
+        """
+        self._check_options()
         if self.affinity_method not in AFFINITY_METHODS:
             raise ValueError(f'--affinity must be one of {AFFINITY_METHODS}, '
                              f'got {self.affinity_method!r}')
@@ -157,6 +214,7 @@ class BranchJob:
                 f'{self.config}: a branched network needs at least two tasks, '
                 f'the config has {len(self.tasks)}: {self.tasks}')
         self._check_dataset_tasks()
+        self._check_evaluator_tasks()
         self._check_probe_split()
         self.info = describe_model(self.cfg.model.to_dict())
         nb = len(self.info['block_names'])
@@ -165,13 +223,58 @@ class BranchJob:
             all_shared(self.tasks, nb), bp, hp)
         self.separate_params = count_tree_params(
             fully_separate(self.tasks, nb), bp, hp)
-        self.budget = None if self._budget_arg is None else parse_budget(
-            self._budget_arg, self.separate_params)
+        self.budget = None if self._budget_arg is None else self._parse_budget(
+            self._budget_arg)
         if self.budget is not None and self.budget < self.shared_params:
             raise ValueError(
                 f'budget {self.budget:,} parameters is below the all-shared '
                 f'network ({self.shared_params:,}), the smallest tree: no '
                 'tree fits')
+        # last, so a refused job leaves nothing behind; created by run()
+        check_work_dir(self.work_dir, '--work-dir', create=False)
+
+    def _check_options(self) -> None:
+        """The numbers and choices of the command line."""
+        alpha = self.alpha
+        if alpha is not None and (isinstance(alpha, bool) or not isinstance(
+                alpha, (int, float)) or not math.isfinite(alpha)):
+            raise UserError(f'--alpha must be a finite number >= 0, got '
+                            f'{short_repr(alpha)}')
+        if self.method not in METHODS:
+            raise UserError(f'--method must be one of {METHODS}, got '
+                            f'{short_repr(self.method)}')
+        for name, value, low in (('--top-n', self.top_n, 1),
+                                 ('--gpus', self.gpus, 1),
+                                 ('--random-trees', self.random_trees, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or \
+                    value < low:
+                raise UserError(f'{name} must be a whole number >= {low}, '
+                                f'got {short_repr(value)}')
+
+    def _parse_budget(self, text: Any) -> int:
+        """The budget in parameters; a budget that rounds to nothing is
+        refused instead of silently becoming 0."""
+        try:
+            budget = parse_budget(text, self.separate_params)
+        except OverflowError:
+            raise UserError(f'--budget {short_repr(text)} is too large to be '
+                            'a parameter count') from None
+        except ValueError as e:
+            raise UserError(f'--budget: {e}') from None
+        if budget < 1:
+            hint = ''
+            try:
+                value = float(str(text))
+                if 0 < value < 1:
+                    hint = f' (did you mean {value:.0%}?)'
+            except ValueError:
+                pass
+            raise UserError(
+                f'--budget {short_repr(text)} is {budget} parameters, no '
+                'network fits; give a parameter count (25M, 300K, 1200000) '
+                'or a percentage of the single-task models together '
+                f'(60%){hint}')
+        return budget
 
     def _check_dataset_tasks(self) -> None:
         from branched_mtl.registry import DATASETS
@@ -187,6 +290,40 @@ class BranchJob:
                 raise ValueError(
                     f'{self.config}: task(s) {unknown} unknown to '
                     f'{ds["type"]} of {loader} (it has {list(known)})')
+        # a head whose task the training data does not label would train
+        # on nothing, silently
+        given = _labelled_tasks(self.cfg.get('train_dataloader', {}).get(
+            'dataset'))
+        if given is not None:
+            missing = [t for t in self.tasks if t not in given]
+            if missing:
+                raise UserError(
+                    f'{self.config}: the training data gives labels for '
+                    f'{given} only (train_dataloader ... tasks), so the '
+                    f'head(s) of {missing} would never be trained. Add '
+                    f'{missing} to its `tasks` or remove them from the model '
+                    '(model.encoder.tasks and model.head.task_heads)')
+
+    def _check_evaluator_tasks(self) -> None:
+        """Evaluators score only tasks the model predicts and the data
+        labels (else a stock metric fails deep in validation)."""
+        for name, loader in (('val_evaluator', 'val_dataloader'),
+                             ('test_evaluator', 'test_dataloader')):
+            scored = _evaluator_tasks(self.cfg.get(name))
+            extra = [t for t in scored if t not in self.tasks]
+            if extra:
+                raise UserError(
+                    f'{self.config}: {name} scores task(s) {extra} that the '
+                    f'model does not have (its tasks: {self.tasks}); remove '
+                    f'them from {name}.task_metrics')
+            given = _labelled_tasks(self.cfg.get(loader, {}).get('dataset'))
+            missing = [t for t in scored if given is not None
+                       and t not in given]
+            if missing:
+                raise UserError(
+                    f'{self.config}: {loader} gives labels for {given} only, '
+                    f'so {missing} could not be scored; add them to its '
+                    '`tasks`')
 
     def _check_probe_split(self) -> None:
         """Decisions read the val loader: it must not be the test split and
@@ -247,7 +384,10 @@ class BranchJob:
         cfg.randomness = dict(cfg.get('randomness') or {}, seed=self.seed)
         cfg_path = osp.join(folder, 'config.py')
         cfg.dump(cfg_path)
-        resume = osp.isfile(osp.join(folder, 'last_checkpoint'))
+        # any checkpoint there is this stage's (a changed stage's folder is
+        # cleared): resume from the newest one that loads, whatever
+        # last_checkpoint says
+        resume = bool(resume_candidates(folder))
         if self.launcher == 'none':
             run_cfg = load_config(cfg_path, folder, resume=resume)
             # unique names keep in-process runs' message hubs apart
@@ -265,7 +405,7 @@ class BranchJob:
                 cmd = ['bash', osp.join(TOOLS, 'slurm_train.sh'),
                        self.partition, f'branch_{name}', cfg_path]
             cmd += ['--work-dir', folder] + (['--resume'] if resume else [])
-            subprocess.run(cmd, check=True, env=env)
+            _run_step(name, cmd, folder, env)
         if not osp.isfile(osp.join(folder, 'last_checkpoint')):
             raise RuntimeError(f'{name}: training left no checkpoint in '
                                f'{folder}')
@@ -290,7 +430,8 @@ class BranchJob:
         curve = read_probe_curve(folder)
         best = max(curve, key=lambda r: r['score']) if curve else {}
         max_iters = cfg.train_cfg.max_iters
-        improving = still_improving(curve, max_iters)
+        improving = still_improving(curve, max_iters,
+                                    delta_m=not name.startswith('single'))
         if improving:
             self.log(f'  WARNING {name}: the probe score still improved over '
                      f'the last fifth of its {max_iters} iterations; the '
@@ -320,6 +461,19 @@ class BranchJob:
             key = primary_keys(probe, [task], primary_cfg)[task]
             reference[task] = probe[key]
             primary[task] = key[len(task) + 1:]
+        zero = [t for t, v in reference.items() if v == 0]
+        if zero:
+            # Δm divides by these values: the multi-task models could not be
+            # compared or selected (their validation would fail mid-run)
+            raise UserError(
+                'the single-task model(s) of ' + ', '.join(
+                    f'{t!r} scored 0 on {primary[t]}' for t in zero) +
+                ' on the probe split (best of '
+                + ', '.join(self._dir('single_task', t) for t in zero) +
+                '), and Δm, by which the multi-task models are compared and '
+                'their checkpoints chosen, divides by that value. Train '
+                'longer (train_cfg.max_iters) or check those tasks\' data; '
+                'the finished stages are kept')
         return set_selection(cfg, reference, primary)
 
     # ------------------------------------------------------------ stages
@@ -330,7 +484,15 @@ class BranchJob:
         return names + ['report']
 
     def run(self) -> Dict[str, Dict[str, Any]]:
-        """Run (or resume) every stage; return each model's results."""
+        """Run (or resume) every stage; return each model's results.
+
+        The work dir is locked for the whole run: a second job on it stops
+        at once and names this one.
+        """
+        with WorkDirLock(self.work_dir, option='--work-dir'):
+            return self._run()
+
+    def _run(self) -> Dict[str, Dict[str, Any]]:
         names = self.stages()
         step = iter(range(1, len(names) + 1))
 
@@ -430,7 +592,7 @@ class BranchJob:
             cmd += ['--cfg-options', f'randomness.seed={self.seed}']
             cmd += ['--gpus-per-job', str(self.gpus), '--launcher',
                     'pytorch' if self.launcher == 'pytorch' else 'none']
-            subprocess.run(cmd, check=True)
+            _run_step('affinity (recombination sweep)', cmd, sweep_dir)
             doc = load_affinity(osp.join(sweep_dir,
                                          'affinity_tournament.json'))
             save_affinity(path, doc['tasks'], doc['layers'], 'tournament',

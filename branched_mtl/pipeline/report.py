@@ -1,5 +1,6 @@
 """report.md of the main job: every number from this run's logs and
 checkpoints."""
+import math
 import os.path as osp
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -13,6 +14,7 @@ from branched_mtl.utils import write_text_atomic
 from branched_mtl.visualization.affinity import (plot_affinity_heatmaps,
                                                  plot_affinity_vs_depth)
 from .measure import input_shape, measure_model
+from .selection import still_improving
 
 
 def primary_keys(metrics: Dict[str, float], tasks: List[str],
@@ -85,6 +87,32 @@ def _delta_m(metrics: dict, reference: dict, lower: list) -> float:
         return float('nan')
 
 
+def _fmt_delta(value: float) -> str:
+    """Δm in % with its sign; ``n/a`` where it is undefined (see
+    :func:`delta_m_notes`), never ``+nan``."""
+    return 'n/a' if math.isnan(value) else f'{value:+.2f}'
+
+
+def delta_m_notes(rows: List[dict], keys: Dict[str, str],
+                  tasks: List[str]) -> List[str]:
+    """Why a Δm is ``n/a``: a single-task reference of 0, which Δm (a
+    relative change) divides by."""
+    single = next((r for r in rows if r['model'] == 'single-task (all)'),
+                  None)
+    if single is None:
+        return []
+    zero = [t for t in tasks if single['metrics'].get(keys[t]) == 0]
+    if not zero:
+        return []
+    return [
+        f'- Δm n/a: the single-task model of `{t}` scored 0 on `{keys[t]}` '
+        'in the test, and Δm is the change relative to it (it divides by '
+        'that value). Train the single-task models longer or check the '
+        'task\'s data; the per-task metrics above are still valid.'
+        for t in zero
+    ]
+
+
 def _table(rows: List[dict], keys: Dict[str, str], tasks: List[str]) -> str:
     head = ['model'] + [keys[t] for t in tasks] + [
         'Δm (%)', 'params (M)', 'GFLOPs/img', 'img/s (CPU)']
@@ -92,7 +120,7 @@ def _table(rows: List[dict], keys: Dict[str, str], tasks: List[str]) -> str:
              '|' + ' --- |' * len(head)]
     for r in rows:
         cells = [r['model']] + [f'{r["metrics"][keys[t]]:.2f}' for t in tasks]
-        cells += [f'{r["delta_m"]:+.2f}', f'{r["params"] / 1e6:.3f}',
+        cells += [_fmt_delta(r['delta_m']), f'{r["params"] / 1e6:.3f}',
                   f'{r["flops"] / 1e9:.4f}', f'{r["images_per_s"]:.0f}']
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
@@ -153,9 +181,13 @@ def convergence_lines(job: Any) -> List[str]:
         if not curve:
             continue
         step, score = max(curve, key=lambda c: c[1])
-        line = (f'- `{name}`: best probe score {score:.2f} at iteration '
-                f'{step} of {curve[-1][0]}')
-        if result.get('still_improving'):
+        multi = not name.startswith('single_task/')
+        line = (f'- `{name}`: best probe score {score:.2f}'
+                f'{" (Δm, %)" if multi else ""} at iteration {step} of '
+                f'{curve[-1][0]}')
+        # from the curve, so that every report applies the current rule
+        if still_improving([dict(step=c[0], score=c[1]) for c in curve],
+                           curve[-1][0], delta_m=multi):
             line += (' — **WARNING: still improving over the last fifth of '
                      'its schedule (not converged)**')
         lines.append(line)
@@ -197,13 +229,16 @@ def write_report(job: Any, affinity_path: str, tree: dict,
     rand_mean = (sum(r['delta_m'] for r in randoms) / len(randoms)
                  if randoms else float('nan'))
     ratio = branched['params'] / single['params']
+    random_text = (f'mean of {len(randoms)} random trees of the same size '
+                   f'{_fmt_delta(rand_mean)}%' if randoms else
+                   'no random trees (--random-trees 0)')
     verdict = [
         f'- parameters of the branched network: {ratio:.1%} of the '
         f'single-task models together',
-        f'- Δm of the branched network: {branched["delta_m"]:+.2f}%; '
-        f'all-shared {by["all_shared"]["delta_m"]:+.2f}%; mean of '
-        f'{len(randoms)} random trees of the same size {rand_mean:+.2f}%',
-    ]
+        f'- Δm of the branched network: {_fmt_delta(branched["delta_m"])}%; '
+        f'all-shared {_fmt_delta(by["all_shared"]["delta_m"])}%; '
+        f'{random_text}',
+    ] + delta_m_notes(rows, keys, tasks)
     settings = (f'affinity `{job.affinity_method}`, alpha '
                 f'`{job.alpha}`, budget `{job.budget}`, search '
                 f'`{job.method}` (top-n {job.top_n})')

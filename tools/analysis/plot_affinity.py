@@ -14,6 +14,8 @@ import sys
 from typing import List, Optional
 
 from branched_mtl.affinity import load_affinity
+from branched_mtl.utils.errors import UserError
+from branched_mtl.utils.paths import check_work_dir
 from branched_mtl.visualization import (plot_affinity_heatmaps,
                                         plot_affinity_vs_depth)
 
@@ -32,12 +34,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     try:
+        # values out of range (1e308 ...) are refused here, before plotting
         doc = load_affinity(args.affinity)
-    except (OSError, ValueError) as e:
+        check_work_dir(args.out_dir, '--out-dir')
+    except (OSError, ValueError, UserError) as e:
         sys.exit(f'plot_affinity: error: {e}')
     tasks, layers, affinity = doc['tasks'], doc['layers'], doc['affinity']
     title = f'{doc["method"]} affinity'
-    os.makedirs(args.out_dir, exist_ok=True)
     heatmaps = os.path.join(args.out_dir, 'affinity_heatmaps.png')
     plot_affinity_heatmaps(affinity, tasks, layers, heatmaps, title=title)
     print(f'wrote {heatmaps}')

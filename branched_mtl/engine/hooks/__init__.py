@@ -1,2 +1,2 @@
-
 from . import affinity_hook, recombination_hook  # noqa: F401 (registers AffinityHook, RecombinationHook)
+from . import reliability_hooks  # noqa: F401 (registers TaskCheckHook, ResumeValidationHook)

@@ -74,12 +74,11 @@ def load_state_dict_file(path: str) -> Dict[str, torch.Tensor]:
     Returns:
         The state dict (``module.`` prefixes of wrapped models removed).
     """
-    try:
-        # weights_only: a checkpoint must not be able to run code
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # truncated, not a torch file, unsafe pickle
-        raise ValueError(f'cannot read checkpoint {path}: '
-                         f'{type(e).__name__}: {e}') from e
+    from branched_mtl.utils.checkpoints import load_checkpoint_file
+
+    # weights only: a checkpoint must not be able to run code; errors name
+    # the file and say what to do (CheckpointError is a ValueError)
+    ckpt = load_checkpoint_file(path)
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if (not isinstance(state, dict) or not state or not all(
             isinstance(v, torch.Tensor) for v in state.values())):

@@ -100,7 +100,17 @@ class MultiTaskMetric(BaseMetric):
         for task, metrics in self._metrics.items():
             samples = [s[task] for s in data_samples if task in s]
             for metric in metrics:
-                metric.process(data_batch, samples)
+                try:
+                    metric.process(data_batch, samples)
+                except KeyError as e:
+                    # a labelled sample without the prediction the stock
+                    # metric reads: the model has no head for this task
+                    from branched_mtl.utils.errors import UserError
+                    raise UserError(
+                        f'MultiTaskMetric: task {task!r} has no prediction '
+                        f'{e} to score ({type(metric).__name__}); the model '
+                        f'does not predict {task!r}? Make the evaluator\'s '
+                        'task_metrics list only the model\'s tasks') from e
 
     def compute_metrics(self, results: list) -> dict:  # pragma: no cover
         # evaluate() below reduces each stock metric itself

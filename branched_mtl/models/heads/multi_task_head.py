@@ -43,6 +43,10 @@ class MultiTaskHead(BaseModule):
         loss_weights: ``{task: weight}``; tasks not listed weigh 1.
         neck: Config of a stock neck (e.g. ``GlobalAveragePooling``) put in
             front of every task head, one copy per task.
+        max_unlabelled_batches: A task that has had no labelled sample in
+            this many training batches since the start is an error (its head
+            would stay untrained); 0 turns the check off. Raise it for a
+            task whose labels are very rare.
         init_cfg: Initialisation config.
     """
 
@@ -50,10 +54,14 @@ class MultiTaskHead(BaseModule):
                  task_heads: Dict[str, dict],
                  loss_weights: Optional[Dict[str, float]] = None,
                  neck: Optional[dict] = None,
+                 max_unlabelled_batches: int = 20,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not task_heads:
             raise ValueError('MultiTaskHead needs at least one task head')
+        self.max_unlabelled_batches = int(max_unlabelled_batches)
+        # batches seen without a label, per task never labelled so far
+        self._unlabelled: Dict[str, int] = {t: 0 for t in task_heads}
         loss_weights = dict(loss_weights or {})
         unknown = set(loss_weights) - set(task_heads)
         if unknown:
@@ -105,6 +113,7 @@ class MultiTaskHead(BaseModule):
         losses = {}
         for task in self.tasks:
             keep, samples = self._task_samples(task, data_samples)
+            self._count_labels(task, bool(keep))
             if not keep:
                 continue
             head = self.task_heads[task]
@@ -119,6 +128,28 @@ class MultiTaskHead(BaseModule):
                     value = value * weight
                 losses[f'{task}.{name}'] = value
         return losses
+
+    def _count_labels(self, task: str, labelled: bool) -> None:
+        """Stop a run whose data never labels a task: its head would stay
+        untrained while validation still reports numbers for it (the data
+        set's tasks are checked before training where it names them; this
+        catches data sets that do not)."""
+        if task not in self._unlabelled:
+            return
+        if labelled:
+            del self._unlabelled[task]  # labelled once: checked
+            return
+        self._unlabelled[task] += 1
+        limit = self.max_unlabelled_batches
+        if limit and self._unlabelled[task] >= limit:
+            from branched_mtl.utils.errors import UserError
+            raise UserError(
+                f'task {task!r}: none of the first {limit} training batches '
+                f'had a label for it, so its head would never be trained. '
+                f'Give the training data labels for {task!r} (its `tasks`) '
+                'or remove the task from the model (model.encoder.tasks and '
+                'model.head.task_heads); for a task whose labels are that '
+                'rare, raise model.head.max_unlabelled_batches')
 
     def predict(self, feats: Dict[str, Tuple[Tensor, ...]],
                 data_samples: Sequence[BaseDataElement]

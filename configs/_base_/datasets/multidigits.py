@@ -13,21 +13,26 @@ pipeline = [
 train_source = dict(type=dataset_type, split='train', num_samples=6000,
                     tasks=tasks)
 probe_split = dict(num_samples=500, seed=0)
+# No worker processes, and persistent_workers says so: mmpretrain's own
+# tools/train.py defaults it to True, which torch refuses without workers.
 train_dataloader = dict(
     batch_size=64,
     num_workers=0,
+    persistent_workers=False,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(type='branched_mtl.ProbeSplit', part='train', **probe_split,
                  dataset=dict(**train_source, pipeline=pipeline)))
 val_dataloader = dict(
     batch_size=128,
     num_workers=0,
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='branched_mtl.ProbeSplit', part='probe', **probe_split,
                  dataset=dict(**train_source, pipeline=pipeline)))
 test_dataloader = dict(
     batch_size=128,
     num_workers=0,
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type=dataset_type, split='test', num_samples=1000,
                  tasks=tasks, pipeline=pipeline))

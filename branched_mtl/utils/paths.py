@@ -1,0 +1,73 @@
+"""Output paths checked before any work, with messages that say what to do."""
+import os
+import os.path as osp
+
+from .errors import UserError
+
+__all__ = ['check_work_dir', 'check_output_file']
+
+
+def _file_in_path(path: str) -> str:
+    """The first existing part of ``path`` that is not a folder, or ''."""
+    part = path
+    while part and not osp.exists(part):
+        up = osp.dirname(part)
+        if up == part:
+            break
+        part = up
+    return part if part and osp.exists(part) and not osp.isdir(part) else ''
+
+
+def _make_folder(folder: str, what: str, given: bool = False,
+                 create: bool = True) -> None:
+    blocker = _file_in_path(folder)
+    if given and blocker == folder:
+        raise UserError(f'{what} is a file, not a folder; give a folder '
+                        '(it is created if missing)')
+    if blocker:
+        raise UserError(f'{what}: {blocker} is a file, not a folder; give a '
+                        'path under a folder (missing folders are created)')
+    if not create:
+        return
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise UserError(f'{what}: the folder {folder} cannot be created '
+                        f'({e.strerror}); give another path') from e
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f'{what}: the folder {folder} is not writable; give '
+                        'a folder you can write to')
+
+
+def check_work_dir(work_dir: str, option: str = '--work-dir',
+                   create: bool = True) -> str:
+    """Create ``work_dir`` (or, with ``create=False``, only check that it
+    could be) or refuse it with a message that says why.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        UserError: when it (or a part of its path) is a file, or it cannot
+            be created or written.
+    """
+    path = osp.abspath(work_dir)
+    _make_folder(path, f'{option} {work_dir}', given=True, create=create)
+    return path
+
+
+def check_output_file(path: str, option: str = '--out') -> str:
+    """Make sure ``path`` can be written: its folder exists or can be made,
+    and it is not itself a folder.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        UserError: naming the option and the part of the path at fault.
+    """
+    full = osp.abspath(path)
+    if osp.isdir(full):
+        raise UserError(f'{option} {path} is a folder; give a file name')
+    _make_folder(osp.dirname(full), f'{option} {path}')
+    return full
