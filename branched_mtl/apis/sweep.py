@@ -362,7 +362,10 @@ now() {{ date -u +%Y-%m-%dT%H:%M:%SZ; }}
 echo "start $(now) pid=$$" >> "$JOB_DIR/attempts.log"
 rm -f "$JOB_DIR/affinity_probe/meta.json"
 RESUME=
-if [ {resume} = 1 ] && [ -s "$JOB_DIR/last_checkpoint" ]; then
+# any numbered checkpoint counts: a kill between writing iter_N.pth and
+# updating last_checkpoint must not retrain the job from scratch
+if [ {resume} = 1 ] && {{ [ -s "$JOB_DIR/last_checkpoint" ] ||
+        compgen -G "$JOB_DIR/iter_*.pth" > /dev/null; }}; then
     RESUME=--resume
 fi
 echo "===== attempt $(now) $RESUME" >> "$JOB_DIR/train.log"

@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import os.path as osp
 import signal
+import subprocess
 import sys
 import time
 
@@ -441,3 +442,27 @@ def test_collect_multi_target_runs(tmp_path):
     assert len(meta['runs']) == 4
     with pytest.raises(ValueError, match='duplicate runs'):
         collect_tournament(shared + pairs[:1])
+
+
+@pytest.mark.parametrize('files, expected', [
+    ((), ''),
+    (('iter_2.pth', ), '--resume'),  # killed before last_checkpoint
+    (('last_checkpoint', ), '--resume'),
+])
+def test_job_script_resumes_from_any_numbered_checkpoint(
+        tmp_path, files, expected):
+    from types import SimpleNamespace
+
+    from branched_mtl.apis.sweep import _job_script
+    job_dir = tmp_path / 'job'
+    job_dir.mkdir()
+    for name in files:
+        (job_dir / name).write_text('x')
+    job = SimpleNamespace(name='job', job_dir=str(job_dir))
+    # the command only records the flag it was given, then fails
+    script = _job_script(job, 'echo "resume=$RESUME" > "$JOB_DIR/cmd"; false',
+                         resume=True, cwd=str(tmp_path), python='python')
+    path = tmp_path / 'run.sh'
+    path.write_text(script)
+    subprocess.run(['bash', str(path)], capture_output=True, timeout=60)
+    assert (job_dir / 'cmd').read_text().strip() == f'resume={expected}'
