@@ -2,6 +2,7 @@
 import json
 import os
 import os.path as osp
+import shutil
 
 import mmcv
 import numpy as np
@@ -121,6 +122,26 @@ def test_nyu_fake_layout(tmp_path):
     os.remove(f'{root}/normals/train/0002.png')
     with pytest.raises(FileNotFoundError, match='0002.png'):
         NYUv2MultiTask(data_root=root, split='train')
+
+
+@pytest.mark.parametrize('task, field', [
+    ('semseg', 'gt_sem_seg'), ('depth', 'gt_depth_map'),
+    ('normals', 'gt_normal_map')])
+def test_nyu_single_task_with_the_multi_task_pipeline(tmp_path, task, field):
+    # a single-task model of the main job keeps the multi-task pipeline;
+    # its data set lists only its own task's files
+    root = str(tmp_path)
+    fake_nyu(root)
+    for other in ('segmentation', 'annotations', 'normals'):
+        if {'semseg': 'segmentation', 'depth': 'annotations',
+                'normals': 'normals'}[task] != other:
+            shutil.rmtree(f'{root}/{other}')
+    with DefaultScope.overwrite_default_scope('branched_mtl'):
+        ds = NYUv2MultiTask(data_root=root, split='train', tasks=[task],
+                            pipeline=pipeline_of('nyu.py', 'train_pipeline'))
+        sample = ds[0]['data_samples']
+    assert list(sample.keys()) == [task]
+    assert getattr(sample, task).get(field) is not None
 
 
 def fake_celeba(root, bad_line=None):

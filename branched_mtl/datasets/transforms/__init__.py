@@ -2,10 +2,12 @@ from .dense_transforms import (DenseRandomFlip, DenseResize, add_dense_field,
                                stretch_normals)
 from .formatting import PackDenseTaskInputs
 from .loading import (LoadCityscapesAnnotations, LoadNormalMap, LoadNYUv2Mat,
-                      LoadSUNRGBDAnnotations, sunrgbd_depth_metres)
+                      LoadSUNRGBDAnnotations, LoadTaskAnnotations,
+                      LoadTaskDepthAnnotation, sunrgbd_depth_metres)
 
 __all__ = [
     'DenseRandomFlip', 'DenseResize', 'PackDenseTaskInputs', 'add_dense_field',
     'LoadCityscapesAnnotations', 'LoadNormalMap', 'LoadNYUv2Mat',
-    'LoadSUNRGBDAnnotations', 'stretch_normals', 'sunrgbd_depth_metres'
+    'LoadSUNRGBDAnnotations', 'LoadTaskAnnotations', 'LoadTaskDepthAnnotation',
+    'stretch_normals', 'sunrgbd_depth_metres'
 ]

@@ -12,6 +12,7 @@ import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmengine import fileio
+from mmseg.datasets.transforms import LoadAnnotations, LoadDepthAnnotation
 
 from branched_mtl.registry import TRANSFORMS
 from .dense_transforms import add_dense_field
@@ -131,6 +132,36 @@ class LoadCityscapesAnnotations(BaseTransform):
         return results
 
 
+def _has_task(results: dict, task: str) -> bool:
+    # samples without task_fields come from data sets that list no tasks:
+    # load everything, as the stock transforms do
+    return task in results.get('task_fields', {task: None})
+
+
+@TRANSFORMS.register_module()
+class LoadTaskAnnotations(LoadAnnotations):
+    """mmseg's ``LoadAnnotations`` (semantic labels), skipped for samples
+    whose tasks leave ``semseg`` out: a single-task copy of a multi-task
+    config keeps the multi-task pipeline, and its data set lists no label
+    files for the other tasks."""
+
+    def transform(self, results: dict) -> dict:
+        if not _has_task(results, 'semseg'):
+            return results
+        return super().transform(results)
+
+
+@TRANSFORMS.register_module()
+class LoadTaskDepthAnnotation(LoadDepthAnnotation):
+    """mmseg's ``LoadDepthAnnotation``, skipped for samples whose tasks
+    leave ``depth`` out (see :class:`LoadTaskAnnotations`)."""
+
+    def transform(self, results: dict) -> dict:
+        if not _has_task(results, 'depth'):
+            return results
+        return super().transform(results)
+
+
 @TRANSFORMS.register_module()
 class LoadNormalMap(BaseTransform):
     """Read surface normals stored as an RGB png (``n = rgb / 127.5 - 1``,
@@ -151,7 +182,7 @@ class LoadNormalMap(BaseTransform):
         self.backend_args = backend_args
 
     def transform(self, results: dict) -> dict:
-        if 'normals' not in results.get('task_fields', {'normals': None}):
+        if not _has_task(results, 'normals'):
             # a single-task copy of a config keeps the multi-task pipeline
             return results
         path = results[self.key]

@@ -6,16 +6,16 @@ data_root = 'data/nyu/'
 num_classes = 40
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='mmseg.LoadAnnotations', reduce_zero_label=True),
-    dict(type='mmseg.LoadDepthAnnotation', depth_rescale_factor=1e-3),
+    dict(type='LoadTaskAnnotations', reduce_zero_label=True),
+    dict(type='LoadTaskDepthAnnotation', depth_rescale_factor=1e-3),
     dict(type='LoadNormalMap'),
     dict(type='DenseRandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackDenseTaskInputs', num_classes=dict(semseg=num_classes)),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='mmseg.LoadAnnotations', reduce_zero_label=True),
-    dict(type='mmseg.LoadDepthAnnotation', depth_rescale_factor=1e-3),
+    dict(type='LoadTaskAnnotations', reduce_zero_label=True),
+    dict(type='LoadTaskDepthAnnotation', depth_rescale_factor=1e-3),
     dict(type='LoadNormalMap'),
     dict(type='PackDenseTaskInputs', num_classes=dict(semseg=num_classes)),
 ]
