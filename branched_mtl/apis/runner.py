@@ -25,6 +25,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from branched_mtl.utils import WorkDirLock, prepare_cpu_distributed
+from branched_mtl.utils.config import type_name
 from branched_mtl.utils.checkpoints import (LOAD_ERRORS, checkpoint_error,
                                             install_atomic_checkpoints,
                                             select_resume_checkpoint)
@@ -98,8 +99,7 @@ def _rank(cfg: Config) -> int:
 
 def _add_reliability_hooks(cfg: Config) -> None:
     hooks = list(cfg.get('custom_hooks') or [])
-    names = {str(h.get('type', '')).rpartition('.')[2] for h in hooks
-             if isinstance(h, dict)}
+    names = {type_name(h) for h in hooks if isinstance(h, dict)}
     for name in RELIABILITY_HOOKS:
         if name not in names:
             hooks.append(dict(type=f'branched_mtl.{name}'))

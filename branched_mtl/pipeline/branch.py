@@ -34,12 +34,13 @@ from branched_mtl.tree import (all_shared, count_tree_params, fully_separate,
                                parse_budget, random_tree_like,
                                validate_branches)
 from branched_mtl.utils.checkpoints import resume_candidates
+from branched_mtl.utils.config import type_name
 from branched_mtl.utils.errors import UserError, short_repr
 from branched_mtl.utils.lock import WorkDirLock
 from branched_mtl.utils.package import tools_dir
 from branched_mtl.utils.paths import check_work_dir
-from .selection import (best_checkpoint, read_probe_curve, set_selection,
-                        still_improving)
+from .selection import (best_checkpoint, multi_task_metrics,
+                        read_probe_curve, set_selection, still_improving)
 from .stages import StageBook, fingerprint
 
 # the checkout's tools/, or the installed package's .mim/tools
@@ -108,17 +109,9 @@ def _labelled_tasks(ds: Any) -> Optional[List[str]]:
 
 def _evaluator_tasks(evaluator: Any) -> List[str]:
     """Tasks the MultiTaskMetric(s) of an evaluator config score."""
-    if isinstance(evaluator, (list, tuple)):
-        return list(dict.fromkeys(t for e in evaluator
-                                  for t in _evaluator_tasks(e)))
-    if not isinstance(evaluator, dict):
-        return []
-    if 'metrics' in evaluator:
-        return _evaluator_tasks(evaluator['metrics'])
-    if str(evaluator.get('type', '')).rpartition('.')[2] != \
-            'MultiTaskMetric':
-        return []
-    return [str(t) for t in (evaluator.get('task_metrics') or {})]
+    return list(dict.fromkeys(
+        str(t) for metric in multi_task_metrics(evaluator)
+        for t in (metric.get('task_metrics') or {})))
 
 
 def config_text(cfg: Config) -> str:
@@ -346,7 +339,7 @@ class BranchJob:
         train = self.cfg.get('train_dataloader', {}).get('dataset') or {}
 
         def is_split(ds: dict) -> bool:
-            return str(ds.get('type', '')).rpartition('.')[2] == 'ProbeSplit'
+            return type_name(ds) == 'ProbeSplit'
 
         if is_split(val) and is_split(train):
             # the two parts are complements only when drawn alike from the
@@ -379,7 +372,7 @@ class BranchJob:
 
     def _train(self, name: str, cfg: Config, folder: str) -> str:
         """Train ``cfg`` in ``folder`` (resuming a killed run); return the
-        last checkpoint."""
+        checkpoint the probe score chose."""
         os.makedirs(folder, exist_ok=True)
         cfg.randomness = dict(cfg.get('randomness') or {}, seed=self.seed)
         cfg_path = osp.join(folder, 'config.py')
@@ -430,17 +423,16 @@ class BranchJob:
         curve = read_probe_curve(folder)
         best = max(curve, key=lambda r: r['score']) if curve else {}
         max_iters = cfg.train_cfg.max_iters
-        improving = still_improving(curve, max_iters,
-                                    delta_m=not name.startswith('single'))
-        if improving:
+        # the report applies the same check to the stored curve
+        if still_improving(curve, max_iters,
+                           delta_m=not name.startswith('single')):
             self.log(f'  WARNING {name}: the probe score still improved over '
                      f'the last fifth of its {max_iters} iterations; the '
                      'schedule may be too short for it to converge')
         result = dict(checkpoint=ckpt, config=osp.join(folder, 'config.py'),
                       metrics=metrics, probe=best,
                       curve=[[int(r['step']), float(r['score'])]
-                             for r in curve],
-                      still_improving=improving, **(extra or {}))
+                             for r in curve], **(extra or {}))
         self.book.finish(name, fp, result)
         return result
 

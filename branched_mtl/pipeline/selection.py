@@ -16,20 +16,22 @@ from typing import Any, Dict, List, Optional
 
 from mmengine.config import Config
 
+from branched_mtl.utils.config import type_name
+
 SCORE_KEY = 'score'
 BEST_PATTERN = f'best_{SCORE_KEY}_iter_*.pth'
 
 
-def _multi_task_metrics(evaluator: Any) -> List[dict]:
-    """The MultiTaskMetric configs inside an evaluator config."""
+def multi_task_metrics(evaluator: Any) -> List[dict]:
+    """The MultiTaskMetric configs inside an evaluator config (a metric, a
+    list of them, or an Evaluator config with ``metrics``)."""
     if isinstance(evaluator, (list, tuple)):
-        return [m for item in evaluator for m in _multi_task_metrics(item)]
+        return [m for item in evaluator for m in multi_task_metrics(item)]
     if not isinstance(evaluator, dict):
         return []
     if 'metrics' in evaluator:
-        return _multi_task_metrics(evaluator['metrics'])
-    name = str(evaluator.get('type', '')).rpartition('.')[2]
-    return [evaluator] if name == 'MultiTaskMetric' else []
+        return multi_task_metrics(evaluator['metrics'])
+    return [evaluator] if type_name(evaluator) == 'MultiTaskMetric' else []
 
 
 def set_selection(cfg: Config,
@@ -60,7 +62,7 @@ def set_selection(cfg: Config,
             'model selection on the probe split needs an iteration-based '
             'schedule that validates (train_cfg.max_iters and '
             f'val_interval <= max_iters); got train_cfg={dict(train_cfg)}')
-    metrics = _multi_task_metrics(cfg.get('val_evaluator'))
+    metrics = multi_task_metrics(cfg.get('val_evaluator'))
     if not metrics:
         raise ValueError('model selection needs a MultiTaskMetric as '
                          'val_evaluator (it reports the score)')
