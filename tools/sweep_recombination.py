@@ -19,6 +19,12 @@ Examples::
     python tools/sweep_recombination.py CONFIG --work-dir DIR \\
         --single-task-dir work_dirs/single_task
 
+    # one process per job instead of in-process workers
+    python tools/sweep_recombination.py CONFIG --work-dir DIR --exec per-job
+
+    # stop recombined runs once their probe loss stalls (3 checks, every 10)
+    python tools/sweep_recombination.py CONFIG --work-dir DIR --early-stop 3
+
     # the cheaper sweep: all targets of one (source, split) in one job
     python tools/sweep_recombination.py CONFIG --work-dir DIR \\
         --mode shared-bottom
@@ -47,7 +53,8 @@ warnings.filterwarnings(
 import branched_mtl  # noqa: F401  (compat before mmseg; registers our types)
 from mmengine.config import DictAction
 
-from branched_mtl.apis.sweep import (DIST_TRAIN, LAUNCHERS, MODES,
+from branched_mtl.apis.sweep import (DIST_TRAIN, EXEC_MODES, LAUNCHERS,
+                                     MODES,
                                      describe_plan, load_plan_config,
                                      plan_sweep, run_sweep, write_slurm)
 from branched_mtl.utils.console import quiet_known_warnings
@@ -87,6 +94,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--probe-seed', type=int, default=0)
     parser.add_argument('--validate', action='store_true',
                         help='keep the validation loop in recombined runs')
+    parser.add_argument('--early-stop', type=int, metavar='PATIENCE',
+                        help='stop a recombined run when its probe loss has '
+                        'not improved for PATIENCE checks (default: run the '
+                        'whole schedule)')
+    parser.add_argument('--early-stop-interval', type=int, default=10,
+                        help='iterations between the early-stopping checks')
+    parser.add_argument('--early-stop-min-delta', type=float, default=0.0,
+                        help='relative improvement that counts (0.01: 1%%)')
+    parser.add_argument('--exec', dest='exec_mode', choices=EXEC_MODES,
+                        default='in-process',
+                        help='in-process: each of the --max-parallel '
+                        'workers starts once and trains job after job; '
+                        'per-job: one process (run.sh) per job')
     parser.add_argument('--launcher', choices=LAUNCHERS, default='pytorch',
                         help='pytorch: tools/dist_train.sh on this machine; '
                         'none: tools/train.py (one process); slurm: write '
@@ -132,7 +152,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             mode=args.mode, single_task_dir=args.single_task_dir,
             iters=args.iters, data_fraction=args.data_fraction,
             probe_samples=args.probe_samples, probe_seed=args.probe_seed,
-            validate=args.validate)
+            validate=args.validate,
+            early_stop=None if args.early_stop is None else dict(
+                patience=args.early_stop, interval=args.early_stop_interval,
+                min_delta=args.early_stop_min_delta))
         if args.dry_run:
             print(describe_plan(plan))
             return 0
@@ -144,12 +167,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                 submit = write_slurm(
                     plan, args.partition, args.gpus_per_job,
                     args.gpus_per_node, args.cpus_per_task,
-                    args.max_parallel, args.resume)
+                    args.max_parallel, args.resume, exec_mode=args.exec_mode)
                 print(f'wrote Slurm scripts; submit with: bash {submit}')
                 return 0
             return run_sweep(plan, args.launcher, args.gpus_per_job,
                              args.max_parallel, args.resume, args.port,
-                             args.dist_train)
+                             args.dist_train, exec_mode=args.exec_mode)
     except (FileNotFoundError, ValueError) as e:
         print(f'sweep_recombination: error: {e}', file=sys.stderr)
         return 2

@@ -294,6 +294,21 @@ def add_affinity_hook(cfg: Config, **kwargs) -> Config:
     return cfg
 
 
+def add_early_stopping(cfg: Config, **kwargs) -> Config:
+    """Add (or replace) the :class:`ProbeEarlyStoppingHook`.
+
+    Args:
+        cfg: The config, changed in place.
+        **kwargs: The hook's arguments (``patience``, ``interval``,
+            ``min_delta``, ``dataset``, ``num_samples``, ``seed`` ...).
+
+    Returns:
+        ``cfg``.
+    """
+    _set_custom_hook(cfg, dict(type='ProbeEarlyStoppingHook', **kwargs))
+    return cfg
+
+
 def disable_validation(cfg: Config) -> Config:
     """Skip validation during training (the affinity probe does not need it).
 

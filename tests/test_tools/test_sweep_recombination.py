@@ -159,7 +159,7 @@ def test_slurm_scripts(tmp_path, capsys):
     assert tool.main([CFG, '--work-dir', str(work), '--tasks', 'left,sum',
                       '--splits', '2', '--launcher', 'slurm', '--partition',
                       'gpu', '--gpus-per-job', '2', '--max-parallel',
-                      '3']) == 0
+                      '3', '--exec', 'per-job']) == 0
     assert 'submit with: bash' in capsys.readouterr().out
     stage0 = (work / 'slurm' / 'stage0.sbatch').read_text()
     stage1 = (work / 'slurm' / 'stage1.sbatch').read_text()
@@ -174,6 +174,31 @@ def test_slurm_scripts(tmp_path, capsys):
     run = (work / 'jobs' / 'sum__from_left__split2' / 'run.sh').read_text()
     assert 'srun' in run and '--launcher=slurm' in run
     assert 'done.json' in run
+
+
+def test_slurm_in_process_workers(tmp_path, capsys):
+    """In-process mode: one array task per worker (not per job), each an
+    srun of tools/sweep_worker.py on the stage's queue."""
+    tool = load_tool()
+    work = tmp_path / 'w'
+    assert tool.main([CFG, '--work-dir', str(work), '--tasks', 'left,sum',
+                      '--splits', '2', '--launcher', 'slurm', '--partition',
+                      'gpu', '--gpus-per-job', '2', '--max-parallel',
+                      '3']) == 0
+    stage0 = (work / 'slurm' / 'stage0.sbatch').read_text()
+    stage1 = (work / 'slurm' / 'stage1.sbatch').read_text()
+    assert '#SBATCH --array=0-1\n' in stage0  # 2 jobs: 2 workers, not 3
+    assert '#SBATCH --array=0-2\n' in stage1  # 4 jobs, 3 workers
+    assert '#SBATCH --ntasks=2' in stage1
+    queue = work / 'workers' / 'queue.json'
+    for stage, text in ((0, stage0), (1, stage1)):
+        assert 'sweep_worker.py' in text and str(queue) in text
+        assert f'--stage {stage} --launcher=slurm' in text
+    jobs = json.loads(queue.read_text())['jobs']
+    assert len(jobs) == 2 + 4
+    assert {j['name'] for j in jobs if j['stage'] == 1} == {
+        f'{t}__from_{s}__split2' for t in ('left', 'sum')
+        for s in ('left', 'sum')}
 
 
 def test_bad_inputs(tmp_path, capsys):
@@ -206,7 +231,7 @@ def test_failed_job_is_listed_others_complete(tmp_path, fake_launcher):
                       probe_samples=6)
     out = io.StringIO()
     rc = run_sweep(plan, dist_train=fake_launcher, max_parallel=2,
-                   env=env(FAKE_FAIL='right'), out=out)
+                   env=env(FAKE_FAIL='right'), out=out, exec_mode='per-job')
     text = out.getvalue()
     assert rc == 1, text
     # the single-task run of 'right' failed, and with it every job that
@@ -225,7 +250,7 @@ def test_failed_job_is_listed_others_complete(tmp_path, fake_launcher):
     rc = run_sweep(plan_sweep(tiny_cfg(), work, tasks='left,right',
                               splits='2', probe_samples=6),
                    dist_train=fake_launcher, max_parallel=2, env=env(),
-                   out=out)
+                   out=out, exec_mode='per-job')
     assert rc == 0, out.getvalue()
     assert attempts(osp.join(work, 'jobs', 'left__from_left__split2')) == \
         (1, 1)
@@ -290,7 +315,8 @@ def test_resume_after_kill(tmp_path, fake_launcher):
     hold1, hold2 = str(tmp_path / 'hold1'), str(tmp_path / 'hold2')
     argv = [CFG, '--work-dir', work, '--tasks', 'left,right', '--splits',
             '1,2', '--max-parallel', '2', '--probe-samples', '6',
-            '--dist-train', fake_launcher, '--cfg-options',
+            '--dist-train', fake_launcher, '--exec', 'per-job',
+            '--cfg-options',
             *tiny_cfg_options()]
     # forked from this process, which has imported everything already:
     # a sweep process that starts in no time, and can be killed with -9
@@ -392,7 +418,8 @@ def test_real_sweep_per_pair_equals_shared_bottom(tmp_path):
     assert 'RecombinationHook: blocks' in logs
     # the shared-bottom sweep is complete: run_sweep only collects
     out = io.StringIO()
-    assert run_sweep(plans['shared-bottom'], launcher='none', out=out) == 0
+    assert run_sweep(plans['shared-bottom'], launcher='none', out=out,
+                     exec_mode='per-job') == 0
     assert '2 already done' in out.getvalue()
     aff = load_affinity(plans['shared-bottom'].affinity_path)
     assert aff['tasks'] == ['left', 'sum'] and aff['layers'] == ['layer2']

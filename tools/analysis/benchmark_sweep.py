@@ -1,15 +1,26 @@
-"""Benchmark the shared-bottom sweep against one job per recombined pair.
+"""Benchmark ways of running the recombination sweep against each other.
 
-Trains the single-task models once (stage 0), then runs both sweeps from
-them with the same options, split by split, alternating which mode goes
-first so that a drifting machine load hits both alike. Reports the wall-
-clock ratio of the whole sweeps (and their CPU time, which other jobs on a
-shared machine disturb less) and the largest difference between their
-tournament affinities (and per-sample probe losses).
+Trains the single-task models once (stage 0), then runs every variant's
+sweep from them with the same options, split by split, rotating which
+variant goes first so that a drifting machine load hits all alike. Reports
+each variant's wall-clock time and CPU time (which other jobs on a shared
+machine disturb less) against the first variant's, the largest difference
+between their tournament affinities and per-sample probe losses, and
+whether the tree built from each affinity (``--budget``) is the same.
+
+Variants (``--variants``, the first is the baseline):
+
+* ``per-pair``: one job per (target, source, split), a process each;
+* ``shared-bottom``: one job per (source, split), a process each;
+* ``in-process``: shared-bottom jobs run by ``--max-parallel`` in-process
+  workers (each split's invocation starts its workers anew, so the
+  workers' start-up is paid once per split here, not once per sweep);
+* ``early-stop``: as ``in-process``, recombined runs stopped once their
+  probe loss has not improved for ``--patience`` checks.
 
     python tools/analysis/benchmark_sweep.py CONFIG --work-dir DIR \\
-        [--iters 30] [--data-fraction 0.25] [--max-parallel 2] \\
-        [--cfg-options k=v ...]
+        [--variants shared-bottom,in-process,early-stop] [--iters 30] \\
+        [--data-fraction 0.25] [--max-parallel 2] [--cfg-options k=v ...]
 
 Writes ``DIR/benchmark.json``.
 """
@@ -29,13 +40,28 @@ from mmengine.config import DictAction
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SWEEP = osp.join(ROOT, 'tools', 'sweep_recombination.py')
-MODES = ('per-pair', 'shared-bottom')
+VARIANTS = {
+    'per-pair': ['--mode', 'per-pair', '--exec', 'per-job'],
+    'shared-bottom': ['--mode', 'shared-bottom', '--exec', 'per-job'],
+    'in-process': ['--mode', 'shared-bottom', '--exec', 'in-process'],
+    'early-stop': ['--mode', 'shared-bottom', '--exec', 'in-process'],
+}
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='the multi-task config')
     parser.add_argument('--work-dir', required=True)
+    parser.add_argument('--variants',
+                        default='shared-bottom,in-process,early-stop',
+                        help=f'comma-separated, from {list(VARIANTS)}; the '
+                        'first is the baseline')
+    parser.add_argument('--patience', type=int, default=3,
+                        help='early-stop: checks without improvement')
+    parser.add_argument('--check-interval', type=int, default=5,
+                        help='early-stop: iterations between checks')
+    parser.add_argument('--budget', default='60%',
+                        help='parameter budget of the trees compared')
     parser.add_argument('--tasks', help='comma-separated subset of tasks '
                         '(default: all)')
     parser.add_argument('--splits', help='as in sweep_recombination.py '
@@ -121,53 +147,120 @@ def main(argv: Optional[List[str]] = None) -> None:
               '--tasks', ','.join(plan.tasks),
               '--iters', str(args.iters), '--data-fraction',
               str(args.data_fraction)]
-    seconds = {m: [] for m in MODES}
-    cpu = {m: [] for m in MODES}
+    variants = [v.strip() for v in args.variants.split(',') if v.strip()]
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad or len(variants) < 2 or len(set(variants)) != len(variants):
+        sys.exit(f'benchmark_sweep: --variants needs two or more of '
+                 f'{list(VARIANTS)}, got {args.variants!r}')
+
+    def extra(variant: str) -> List[str]:
+        out = list(VARIANTS[variant])
+        if variant == 'early-stop':
+            out += ['--early-stop', str(args.patience),
+                    '--early-stop-interval', str(args.check_interval)]
+        return out
+
+    seconds = {v: [] for v in variants}
+    cpu = {v: [] for v in variants}
     for i, split in enumerate(splits):
-        order = MODES if i % 2 == 0 else MODES[::-1]
-        for mode in order:
+        # rotate who goes first: a drifting load hits every variant alike
+        order = variants[i % len(variants):] + variants[:i % len(variants)]
+        for variant in order:
             wall, used = _sweep(
-                args, osp.join(args.work_dir, mode),
-                common + ['--mode', mode, '--splits', str(split)])
-            seconds[mode].append(wall)
-            cpu[mode].append(used)
-            print(f'[benchmark] split {split} {mode}: {wall:.1f} s wall, '
-                  f'{used:.1f} s CPU', flush=True)
-    # every job is done now: one invocation per mode collects all splits
+                args, osp.join(args.work_dir, variant),
+                common + extra(variant) + ['--splits', str(split)])
+            seconds[variant].append(wall)
+            cpu[variant].append(used)
+            print(f'[benchmark] split {split} {variant}: {wall:.1f} s '
+                  f'wall, {used:.1f} s CPU', flush=True)
+    # every job is done now: one invocation per variant collects all splits
     all_splits = ','.join(map(str, splits))
-    for mode in MODES:
-        _sweep(args, osp.join(args.work_dir, mode),
-               common + ['--mode', mode, '--splits', all_splits])
+    for variant in variants:
+        _sweep(args, osp.join(args.work_dir, variant),
+               common + extra(variant) + ['--splits', all_splits])
 
     from branched_mtl.affinity import load_affinity
-    aff = {m: load_affinity(osp.join(args.work_dir, m,
+    base = variants[0]
+    aff = {v: load_affinity(osp.join(args.work_dir, v,
                                      'affinity_tournament.json'))
-           for m in MODES}
-    a, b = aff['per-pair'], aff['shared-bottom']
-    assert a['tasks'] == b['tasks'] and a['layers'] == b['layers']
-    diff = np.abs(a['affinity'] - b['affinity'])
-    la, lb = (_probe_losses(osp.join(args.work_dir, m)) for m in MODES)
-    assert set(la) == set(lb)
-    loss_diff = max(float(np.max(np.abs(la[k] - lb[k]))) for k in la)
-    total = {m: sum(v) for m, v in seconds.items()}
-    total_cpu = {m: sum(v) for m, v in cpu.items()}
+           for v in variants}
+    losses = {v: _probe_losses(osp.join(args.work_dir, v))
+              for v in variants}
+    trees = {v: _tree(args, osp.join(args.work_dir, v)) for v in variants}
+    total = {v: sum(t) for v, t in seconds.items()}
+    total_cpu = {v: sum(t) for v, t in cpu.items()}
+    compared = {}
+    for v in variants[1:]:
+        a, b = aff[base], aff[v]
+        assert a['tasks'] == b['tasks'] and a['layers'] == b['layers']
+        shared = set(losses[base]) & set(losses[v])
+        compared[v] = dict(
+            speedup=total[base] / total[v],
+            cpu_ratio=total_cpu[base] / total_cpu[v],
+            max_abs_affinity_diff=float(
+                np.abs(a['affinity'] - b['affinity']).max()),
+            max_abs_probe_loss_diff=max(
+                float(np.max(np.abs(losses[base][k] - losses[v][k])))
+                for k in shared),
+            same_tree=trees[v] == trees[base])
+    stops = _early_stops(osp.join(args.work_dir, 'early-stop')) \
+        if 'early-stop' in variants else None
     result = dict(
-        config=args.config, tasks=a['tasks'], layers=a['layers'],
-        splits=splits, iters=args.iters, data_fraction=args.data_fraction,
+        config=args.config, tasks=aff[base]['tasks'],
+        layers=aff[base]['layers'], splits=splits, iters=args.iters,
+        data_fraction=args.data_fraction,
         probe_samples=args.probe_samples, max_parallel=args.max_parallel,
         launcher=args.launcher, cfg_options=args.cfg_options,
+        variants=variants, baseline=base, budget=args.budget,
         stage0_seconds=stage0, seconds_per_split=seconds,
-        total_seconds=total,
-        speedup=total['per-pair'] / total['shared-bottom'],
-        cpu_seconds_per_split=cpu, total_cpu_seconds=total_cpu,
-        cpu_ratio=total_cpu['per-pair'] / total_cpu['shared-bottom'],
-        max_abs_affinity_diff=float(diff.max()),
-        max_abs_probe_loss_diff=loss_diff,
+        total_seconds=total, cpu_seconds_per_split=cpu,
+        total_cpu_seconds=total_cpu, against_baseline=compared,
+        trees=trees, early_stop=stops,
         machine=dict(cpus=os.cpu_count(), platform=platform.platform(),
                      python=platform.python_version()))
     with open(osp.join(args.work_dir, 'benchmark.json'), 'w') as f:
         json.dump(result, f, indent=2)
     print(json.dumps(result, indent=2))
+
+
+def _tree(args, sweep_dir: str) -> Optional[list]:
+    """The branches of the tree built from a sweep's affinity (None when
+    the sweep covers only some of the config's tasks)."""
+    from mmengine.config import Config
+
+    from branched_mtl.apis import config_tasks
+    from branched_mtl.models import describe_model
+    from branched_mtl.tree import count_tree_params, fully_separate
+    cfg = Config.fromfile(args.config)
+    if args.tasks and set(args.tasks.split(',')) != set(config_tasks(cfg)):
+        return None
+    budget = args.budget
+    if budget.endswith('%'):  # of the single-task models together
+        info = describe_model(cfg.model.to_dict())
+        separate = count_tree_params(
+            fully_separate(config_tasks(cfg), len(info['block_names'])),
+            info['block_params'], info['head_params'])
+        budget = str(round(float(budget[:-1]) / 100 * separate))
+    out = osp.join(sweep_dir, 'tree', 'branched.py')
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'build_tree.py'),
+           osp.join(sweep_dir, 'affinity_tournament.json'), args.config,
+           '--budget', budget, '--out', out, '--no-draw']
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return [list(map(list, level)) if isinstance(level, (list, tuple))
+            else level for level in Config.fromfile(out).model.encoder.branches]
+
+
+def _early_stops(sweep_dir: str) -> dict:
+    """Where the early-stopped runs stopped, and the iterations saved."""
+    import glob
+    records = [json.load(open(p)) for p in sorted(glob.glob(
+        osp.join(sweep_dir, 'jobs', '*', 'early_stop.json')))]
+    ran = [r['stopped_at'] or r['max_iters'] for r in records]
+    planned = [r['max_iters'] for r in records]
+    return dict(jobs=len(records),
+                stopped=sum(r['stopped_at'] is not None for r in records),
+                iters_run=sum(ran), iters_planned=sum(planned),
+                stopped_at=[r['stopped_at'] for r in records])
 
 
 if __name__ == '__main__':

@@ -1,2 +1,3 @@
 from . import affinity_hook, recombination_hook  # noqa: F401 (registers AffinityHook, RecombinationHook)
 from . import reliability_hooks  # noqa: F401 (registers TaskCheckHook, ResumeValidationHook)
+from . import early_stop_hook  # noqa: F401 (registers ProbeEarlyStoppingHook)

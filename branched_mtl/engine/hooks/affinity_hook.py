@@ -53,8 +53,51 @@ def _check_recombination(rec: Optional[dict]) -> Optional[dict]:
     return rec
 
 
+class ProbeSamples:
+    """The fixed held-out samples a hook evaluates: ``self.dataset`` (a
+    loader's name or a dataset config) and ``self.num_samples`` drawn with
+    ``self.seed``, or ``self.sample_indices``; the hook's name in errors
+    is its class name."""
+
+    def _build_dataset(self, runner):
+        if isinstance(self.dataset, str):
+            loader = runner.cfg.get(f'{self.dataset}_dataloader')
+            if not loader or 'dataset' not in loader:
+                raise ValueError(f'{type(self).__name__}: the config has '
+                                 f'no {self.dataset}_dataloader.dataset')
+            cfg = copy.deepcopy(loader['dataset'])
+        else:
+            cfg = copy.deepcopy(self.dataset)
+        return build_stock(cfg, DATASETS)
+
+    def select_indices(self, dataset_len: int) -> List[int]:
+        """The K sample indices probed in a dataset of ``dataset_len``.
+
+        Args:
+            dataset_len: Length of the held-out set.
+
+        Returns:
+            Sorted sample indices.
+        """
+        if self.sample_indices is not None:
+            bad = [i for i in self.sample_indices if i >= dataset_len]
+            if bad:
+                raise ValueError(f'{type(self).__name__}: sample_indices '
+                                 f'{bad[:5]} out of range for a dataset of '
+                                 f'{dataset_len}')
+            return list(self.sample_indices)
+        if self.num_samples > dataset_len:
+            raise ValueError(f'{type(self).__name__}: num_samples='
+                             f'{self.num_samples} > dataset length '
+                             f'{dataset_len}')
+        rng = np.random.default_rng(self.seed)
+        return sorted(
+            int(i)
+            for i in rng.choice(dataset_len, self.num_samples, replace=False))
+
+
 @HOOKS.register_module()
-class AffinityHook(Hook):
+class AffinityHook(ProbeSamples, Hook):
     """Write per-sample losses and block features of fixed held-out samples.
 
     At ``after_train`` the model runs in eval mode without gradients (train
@@ -121,40 +164,6 @@ class AffinityHook(Hook):
         self.batch_size = batch_size
         self.recombination = _check_recombination(recombination)
         self.feature_dtype = np.dtype(feature_dtype)
-
-    def _build_dataset(self, runner):
-        if isinstance(self.dataset, str):
-            loader = runner.cfg.get(f'{self.dataset}_dataloader')
-            if not loader or 'dataset' not in loader:
-                raise ValueError(f'AffinityHook: the config has no '
-                                 f'{self.dataset}_dataloader.dataset')
-            cfg = copy.deepcopy(loader['dataset'])
-        else:
-            cfg = copy.deepcopy(self.dataset)
-        return build_stock(cfg, DATASETS)
-
-    def select_indices(self, dataset_len: int) -> List[int]:
-        """The K sample indices probed in a dataset of ``dataset_len``.
-
-        Args:
-            dataset_len: Length of the held-out set.
-
-        Returns:
-            Sorted sample indices.
-        """
-        if self.sample_indices is not None:
-            bad = [i for i in self.sample_indices if i >= dataset_len]
-            if bad:
-                raise ValueError(f'AffinityHook: sample_indices {bad[:5]} out '
-                                 f'of range for a dataset of {dataset_len}')
-            return list(self.sample_indices)
-        if self.num_samples > dataset_len:
-            raise ValueError(f'AffinityHook: num_samples={self.num_samples} '
-                             f'> dataset length {dataset_len}')
-        rng = np.random.default_rng(self.seed)
-        return sorted(
-            int(i)
-            for i in rng.choice(dataset_len, self.num_samples, replace=False))
 
     @torch.no_grad()
     def probe(self, model: torch.nn.Module, dataset,

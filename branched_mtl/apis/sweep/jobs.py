@@ -1,0 +1,197 @@
+"""Writing a sweep's jobs: each job's config, ``job.json`` and ``run.sh``
+(the per-job launch), and the queue the in-process workers run."""
+import hashlib
+import os
+import os.path as osp
+import shlex
+import sys
+from typing import Optional
+
+from branched_mtl.utils.io import dump_json_atomic, write_text_atomic
+from .plan import Job, SweepPlan, read_json
+
+LAUNCHERS = ('pytorch', 'none', 'slurm')
+_REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+DIST_TRAIN = osp.join(_REPO, 'tools', 'dist_train.sh')
+TRAIN_PY = osp.join(_REPO, 'tools', 'train.py')
+WORKER_PY = osp.join(_REPO, 'tools', 'sweep_worker.py')
+EXEC_MODES = ('in-process', 'per-job')
+
+
+def _launch_command(job: Job, launcher: str, gpus_per_job: int,
+                    dist_train: str, train_py: str) -> str:
+    q = shlex.quote
+    common = f'{q(job.config_path)} --work-dir {q(job.job_dir)} $RESUME'
+    if launcher == 'pytorch':
+        cmd = f'bash {q(dist_train)} {q(job.config_path)} {gpus_per_job} ' \
+              f'--work-dir {q(job.job_dir)} $RESUME'
+        import torch
+        if not torch.cuda.is_available():
+            # nccl needs GPUs; gloo runs the same DDP code on the CPU
+            cmd += ' --cfg-options env_cfg.dist_cfg.backend=gloo'
+        return f'PYTHON="${{PYTHON:-{sys.executable}}}" {cmd}'
+    if launcher == 'none':
+        return f'"${{PYTHON:-{sys.executable}}}" {q(train_py)} {common}'
+    if launcher == 'slurm':
+        # tools/slurm_train.sh conventions, inside the array job's
+        # allocation: srun starts one task per GPU
+        return ('srun --kill-on-bad-exit=1 ${SRUN_ARGS:-} '
+                f'"${{PYTHON:-python}}" -u {q(train_py)} {common} '
+                '--launcher=slurm')
+    raise ValueError(f'launcher must be one of {LAUNCHERS}, got '
+                     f'{launcher!r}')
+
+
+def worker_command(queue: str, launcher: str, gpus_per_job: int,
+                   dist_train: str = DIST_TRAIN,
+                   stage: Optional[int] = None) -> str:
+    """The shell command that starts one in-process worker of a sweep.
+
+    Args:
+        queue: The queue file.
+        launcher: ``'pytorch'`` (through ``dist_train.sh``), ``'none'`` or
+            ``'slurm'`` (``srun``, inside an allocation).
+        gpus_per_job: Processes (GPUs) of the worker; each job uses all.
+        dist_train: The launcher script of ``'pytorch'``.
+        stage: Run only this stage's jobs.
+
+    Returns:
+        The command (bash).
+    """
+    q = shlex.quote
+    stage_arg = f' --stage {stage}' if stage is not None else ''
+    if launcher == 'pytorch':
+        return (f'TRAIN_SCRIPT={q(WORKER_PY)} '
+                f'PYTHON="${{PYTHON:-{sys.executable}}}" bash {q(dist_train)} '
+                f'{q(queue)} {gpus_per_job}{stage_arg}')
+    if launcher == 'none':
+        return (f'"${{PYTHON:-{sys.executable}}}" {q(WORKER_PY)} '
+                f'{q(queue)}{stage_arg}')
+    if launcher == 'slurm':
+        return ('srun --kill-on-bad-exit=1 ${SRUN_ARGS:-} '
+                f'"${{PYTHON:-python}}" -u {q(WORKER_PY)} {q(queue)}'
+                f'{stage_arg} '
+                '--launcher=slurm')
+    raise ValueError(f'launcher must be one of {LAUNCHERS}, got '
+                     f'{launcher!r}')
+
+
+_SCRIPT = """#!/usr/bin/env bash
+# Job {name} of a recombination sweep (tools/sweep_recombination.py).
+# Idempotent: a finished job (done.json) exits at once; otherwise it trains
+# {how}, and writes done.json last, after the affinity probe.
+JOB_DIR={job_dir}
+if [ -f "$JOB_DIR/done.json" ]; then exit 0; fi
+cd {cwd} || exit 1
+now() {{ date -u +%Y-%m-%dT%H:%M:%SZ; }}
+echo "start $(now) pid=$$" >> "$JOB_DIR/attempts.log"
+rm -f "$JOB_DIR/affinity_probe/meta.json"
+RESUME=
+# any numbered checkpoint counts: a kill between writing iter_N.pth and
+# updating last_checkpoint must not retrain the job from scratch
+if [ {resume} = 1 ] && {{ [ -s "$JOB_DIR/last_checkpoint" ] ||
+        compgen -G "$JOB_DIR/iter_*.pth" > /dev/null; }}; then
+    RESUME=--resume
+fi
+echo "===== attempt $(now) $RESUME" >> "$JOB_DIR/train.log"
+{command} >> "$JOB_DIR/train.log" 2>&1
+rc=$?
+if [ $rc -ne 0 ]; then
+    echo "fail $(now) rc=$rc" >> "$JOB_DIR/attempts.log"
+    exit $rc
+fi
+if [ ! -f "$JOB_DIR/affinity_probe/meta.json" ]; then
+    echo "training ended without affinity_probe/meta.json" \\
+        >> "$JOB_DIR/train.log"
+    echo "fail $(now) no-probe" >> "$JOB_DIR/attempts.log"
+    exit 3
+fi
+"${{PYTHON:-{python}}}" - "$JOB_DIR" {name_q} <<'EOF' || exit 4
+import datetime, json, os, sys
+job_dir, name = sys.argv[1], sys.argv[2]
+done = dict(job=name, work_dir=job_dir,
+            probe=os.path.join(job_dir, 'affinity_probe'),
+            finished=datetime.datetime.now(
+                datetime.timezone.utc).isoformat(timespec='seconds'))
+tmp = os.path.join(job_dir, '.done.json.%d.tmp' % os.getpid())
+with open(tmp, 'w') as f:
+    f.write(json.dumps(done, indent=2) + '\\n')
+    f.flush()
+    os.fsync(f.fileno())
+os.replace(tmp, os.path.join(job_dir, 'done.json'))
+EOF
+echo "done $(now)" >> "$JOB_DIR/attempts.log"
+"""
+
+
+def _job_script(job: Job, command: str, resume: bool, cwd: str,
+                python: str) -> str:
+    q = shlex.quote
+    return _SCRIPT.format(
+        name=job.name, name_q=q(job.name), job_dir=q(job.job_dir),
+        cwd=q(cwd), resume=int(resume), command=command, python=python,
+        how='resuming from its last checkpoint when there is one'
+        if resume else 'from scratch')
+
+
+def write_jobs(plan: SweepPlan,
+               launcher: str = 'pytorch',
+               gpus_per_job: int = 1,
+               resume: bool = False,
+               dist_train: str = DIST_TRAIN,
+               train_py: str = TRAIN_PY,
+               cwd: Optional[str] = None) -> None:
+    """Write every job's ``config.py`` and ``run.sh``.
+
+    A finished job keeps its files; if its config would now differ (other
+    options than the run that finished it, as recorded by the config digest
+    in its ``job.json``), this is an error rather than a silent mix of two
+    sweeps.
+
+    Args:
+        plan: The sweep.
+        launcher: ``'pytorch'`` (``tools/dist_train.sh``), ``'none'``
+            (``tools/train.py``, one process) or ``'slurm'`` (``srun``).
+        gpus_per_job: Processes (GPUs) per job.
+        resume: Rerun unfinished jobs from their last checkpoint.
+        dist_train: The launcher script of ``'pytorch'``.
+        train_py: The training script.
+        cwd: Working directory of the jobs (default: the current one).
+    """
+    if launcher not in LAUNCHERS:
+        raise ValueError(f'launcher must be one of {LAUNCHERS}, got '
+                         f'{launcher!r}')
+    if launcher == 'none' and gpus_per_job != 1:
+        raise ValueError('launcher none runs one process per job; use '
+                         'pytorch for --gpus-per-job > 1')
+    cwd = osp.abspath(cwd or os.getcwd())
+    clashes = []
+    for job in plan.jobs:
+        text = job.cfg.pretty_text
+        # the Runner dumps its own copy over config.py, so a finished job
+        # is recognised by the digest of the config the sweep wrote
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if job.is_done():
+            old = read_json(job.meta_path) if osp.isfile(
+                job.meta_path) else {}
+            if old.get('config_sha256') != digest:
+                clashes.append(job.name)
+            continue
+        os.makedirs(job.job_dir, exist_ok=True)
+        write_text_atomic(text, job.config_path)
+        dump_json_atomic(
+            dict(job=job.name, stage=job.stage, needs=list(job.needs),
+                 config_sha256=digest, **job.info), job.meta_path)
+        command = _launch_command(job, launcher, gpus_per_job, dist_train,
+                                  train_py)
+        # on a cluster the jobs' python is whatever PYTHON / PATH say there
+        python = 'python' if launcher == 'slurm' else sys.executable
+        write_text_atomic(
+            _job_script(job, command, resume, cwd, python), job.script_path)
+    if clashes:
+        raise ValueError(
+            f'{len(clashes)} finished job(s) of {plan.work_dir} were run with '
+            f'another config than these options give, e.g. {clashes[:3]}; '
+            'use another --work-dir (or delete those jobs) instead of mixing '
+            'two sweeps')
