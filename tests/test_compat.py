@@ -46,3 +46,21 @@ def test_weights_only_still_refuses_code(tmp_path):
         pickle.dump(Evil(), f)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, weights_only=True)
+
+
+def test_config_formatting_is_memoized():
+    """yapf runs once per distinct config text (Config.pretty_text is
+    called about five times per run)."""
+    import mmengine.config.config as config_module
+    from mmengine.config import Config
+    info = config_module.FormatCode.cache_info
+    cfg = Config(dict(model=dict(type='M', depth=18), lr=0.01123581321))
+    before = info()
+    first = cfg.pretty_text
+    assert cfg.pretty_text == first
+    assert Config(cfg.to_dict()).pretty_text == first
+    after = info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 2)
+    cfg.lr = 0.5
+    assert 'lr=0.5' in cfg.pretty_text.replace(' ', '')
+    assert info().misses == after.misses + 1

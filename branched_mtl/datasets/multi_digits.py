@@ -3,7 +3,8 @@
 Built from scikit-learn's bundled ``load_digits`` (real handwriting, no
 download), so the whole method runs anywhere.
 """
-from typing import Dict, List, Optional, Sequence
+import functools
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.dataset import BaseDataset
@@ -92,26 +93,38 @@ class MultiDigits(BaseDataset):
         return np.sort(np.split(order, [cut1, cut2])[SPLITS.index(split)])
 
     def load_data_list(self) -> List[dict]:
+        # every run of a sweep worker, and the probe hooks of one run,
+        # build the same pairs again: rendered once per process
+        return list(_render_pairs(self.split, self.num_samples,
+                                  tuple(self.tasks), self.seed, self.noise,
+                                  self.digit_size))
+
+    @classmethod
+    def render(cls, split: str, num_samples: int, tasks: Tuple[str, ...],
+               seed: int, noise: float, digit_size: int) -> List[dict]:
+        """The pairs of a split (what :meth:`load_data_list` returns)."""
         from sklearn.datasets import load_digits
         digits = load_digits()
         images = digits.images.astype(np.float32) / 16.0
-        pool = self.source_indices(self.split, self.seed)
+        pool = cls.source_indices(split, seed)
         # a different stream per split so val/test pairs differ from train's
-        rng = np.random.default_rng(
-            [self.seed, SPLITS.index(self.split), self.num_samples])
-        scale = self.digit_size / 8.0
-        h, w = self.IMAGE_SHAPE
-        room = h - self.digit_size
+        rng = np.random.default_rng([seed, SPLITS.index(split), num_samples])
+        scale = digit_size / 8.0
+        h, w = cls.IMAGE_SHAPE
+        room = h - digit_size
+        zoomed: Dict[int, np.ndarray] = {}  # a digit is drawn many times
         data_list = []
-        for idx in range(self.num_samples):
+        for idx in range(num_samples):
             pair = rng.choice(pool, size=2)
             canvas = np.zeros((h, w), np.float32)
             for side, src in enumerate(pair):
-                digit = np.clip(zoom(images[src], scale, order=1), 0, 1)
+                if src not in zoomed:
+                    zoomed[src] = np.clip(
+                        zoom(images[src], scale, order=1), 0, 1)
                 y, x = rng.integers(0, room + 1, size=2)
                 x0 = side * (w // 2) + x
-                canvas[y:y + self.digit_size, x0:x0 + self.digit_size] = digit
-            canvas += rng.normal(0, self.noise, canvas.shape)
+                canvas[y:y + digit_size, x0:x0 + digit_size] = zoomed[src]
+            canvas += rng.normal(0, noise, canvas.shape)
             img = (np.clip(canvas, 0, 1) * 255).astype(np.uint8)
             labels = _task_labels(*(int(digits.target[s]) for s in pair))
             data_list.append(
@@ -121,5 +134,12 @@ class MultiDigits(BaseDataset):
                     ori_shape=(h, w),
                     source_digits=[int(s) for s in pair],
                     sample_idx=idx,
-                    gt_label={t: labels[t] for t in self.tasks}))
+                    gt_label={t: labels[t] for t in tasks}))
         return data_list
+
+
+@functools.lru_cache(maxsize=8)
+def _render_pairs(*args) -> Tuple[dict, ...]:
+    # a tuple: the cached list itself is never handed out (mmengine
+    # deep-copies each item it returns, so the items are safe to share)
+    return tuple(MultiDigits.render(*args))

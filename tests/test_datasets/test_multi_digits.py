@@ -42,3 +42,20 @@ def test_task_subset_and_bad_input():
         MultiDigits(split='dev')
     with pytest.raises(ValueError, match='num_samples'):
         MultiDigits(num_samples=0)
+
+
+def test_pairs_rendered_once_per_process_and_never_shared_mutably():
+    from branched_mtl.datasets.multi_digits import _render_pairs
+    _render_pairs.cache_clear()
+    a = MultiDigits(split='val', num_samples=40, seed=5)
+    b = MultiDigits(split='val', num_samples=40, seed=5)
+    info = _render_pairs.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+    # the same pairs as rendering anew ...
+    fresh = MultiDigits.render('val', 40, tuple(a.tasks), 5, 0.1, 24)
+    assert all(np.array_equal(a.get_data_info(i)['img'], fresh[i]['img'])
+               for i in range(40))
+    # ... and what one dataset hands out cannot change the other's
+    a.get_data_info(3)['img'][:] = 0
+    assert b.get_data_info(3)['img'].any()
+    assert len(MultiDigits(split='val', num_samples=41, seed=5)) == 41

@@ -1,8 +1,9 @@
 """Benchmark ways of running the recombination sweep against each other.
 
 Trains the single-task models once (stage 0), then runs every variant's
-sweep from them with the same options, split by split, rotating which
-variant goes first so that a drifting machine load hits all alike. Reports
+sweep from them with the same options, one whole sweep per variant (or
+split by split with ``--per-split``, rotating which variant goes first so
+that a drifting machine load hits all alike). Reports
 each variant's wall-clock time and CPU time (which other jobs on a shared
 machine disturb less) against the first variant's, the largest difference
 between their tournament affinities and per-sample probe losses, and
@@ -13,8 +14,8 @@ Variants (``--variants``, the first is the baseline):
 * ``per-pair``: one job per (target, source, split), a process each;
 * ``shared-bottom``: one job per (source, split), a process each;
 * ``in-process``: shared-bottom jobs run by ``--max-parallel`` in-process
-  workers (each split's invocation starts its workers anew, so the
-  workers' start-up is paid once per split here, not once per sweep);
+  workers (with ``--per-split`` each split's invocation starts its
+  workers anew);
 * ``early-stop``: as ``in-process``, recombined runs stopped once their
   probe loss has not improved for ``--patience`` checks.
 
@@ -60,6 +61,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='early-stop: checks without improvement')
     parser.add_argument('--check-interval', type=int, default=5,
                         help='early-stop: iterations between checks')
+    parser.add_argument('--per-split', action='store_true',
+                        help='time each split apart, rotating the order '
+                        '(default: one whole sweep per variant)')
     parser.add_argument('--budget', default='60%',
                         help='parameter budget of the trees compared')
     parser.add_argument('--tasks', help='comma-separated subset of tasks '
@@ -162,22 +166,27 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     seconds = {v: [] for v in variants}
     cpu = {v: [] for v in variants}
-    for i, split in enumerate(splits):
-        # rotate who goes first: a drifting load hits every variant alike
+    # whole sweeps (each variant's start-up paid as in real use), or split
+    # by split with the order rotated, so that a drifting load hits every
+    # variant alike (each invocation then pays its start-up again)
+    rounds = [splits] if not args.per_split else [[s] for s in splits]
+    for i, part in enumerate(rounds):
         order = variants[i % len(variants):] + variants[:i % len(variants)]
         for variant in order:
             wall, used = _sweep(
                 args, osp.join(args.work_dir, variant),
-                common + extra(variant) + ['--splits', str(split)])
+                common + extra(variant) +
+                ['--splits', ','.join(map(str, part))])
             seconds[variant].append(wall)
             cpu[variant].append(used)
-            print(f'[benchmark] split {split} {variant}: {wall:.1f} s '
+            print(f'[benchmark] splits {part} {variant}: {wall:.1f} s '
                   f'wall, {used:.1f} s CPU', flush=True)
-    # every job is done now: one invocation per variant collects all splits
-    all_splits = ','.join(map(str, splits))
-    for variant in variants:
-        _sweep(args, osp.join(args.work_dir, variant),
-               common + extra(variant) + ['--splits', all_splits])
+    if args.per_split:
+        # every job is done: one invocation per variant collects all splits
+        all_splits = ','.join(map(str, splits))
+        for variant in variants:
+            _sweep(args, osp.join(args.work_dir, variant),
+                   common + extra(variant) + ['--splits', all_splits])
 
     from branched_mtl.affinity import load_affinity
     base = variants[0]
