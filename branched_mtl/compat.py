@@ -108,6 +108,17 @@ def _register_config_package() -> None:
     MODULE2PACKAGE.setdefault('branched_mtl', 'branched_mtl')
 
 
+_FORMAT_CONFIGS = [True]
+
+
+def format_configs(enabled: bool) -> None:
+    """Whether config texts (logs, dumped ``config.py``) go through yapf in
+    this process. A sweep worker turns it off: each job's config differs,
+    so the cache below cannot help, and yapf costs more than a short run
+    trains; the texts stay valid Python, only not pretty-printed."""
+    _FORMAT_CONFIGS[0] = bool(enabled)
+
+
 def _memoize_config_formatting() -> None:
     """Format each config text with yapf once per process.
 
@@ -132,6 +143,8 @@ def _memoize_config_formatting() -> None:
 
     @functools.wraps(format_code)
     def memo(text: str, style_config=None, **kwargs) -> tuple:
+        if not _FORMAT_CONFIGS[0]:
+            return text, False
         try:
             key = (json.dumps(style_config, sort_keys=True),
                    json.dumps(kwargs, sort_keys=True))

@@ -64,3 +64,20 @@ def test_config_formatting_is_memoized():
     cfg.lr = 0.5
     assert 'lr=0.5' in cfg.pretty_text.replace(' ', '')
     assert info().misses == after.misses + 1
+
+
+def test_config_formatting_can_be_turned_off():
+    """Sweep workers skip yapf: the text is still a loadable config."""
+    from mmengine.config import Config
+
+    from branched_mtl.compat import format_configs
+    cfg = Config(dict(model=dict(type='M', depth=18), lr=0.25))
+    pretty = cfg.pretty_text
+    format_configs(False)
+    try:
+        plain = cfg.pretty_text
+    finally:
+        format_configs(True)
+    assert plain != pretty
+    assert Config.fromstring(plain, '.py').to_dict() == cfg.to_dict()
+    assert cfg.pretty_text == pretty

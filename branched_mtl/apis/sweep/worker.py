@@ -285,7 +285,9 @@ def run_worker(queue: str,
         0 when the worker found nothing more to do, 1 if a job it ran
         failed.
     """
+    from branched_mtl.compat import format_configs
     out = out or sys.stdout
+    format_configs(False)  # see format_configs: yapf costs a short job dear
     spec = read_json(queue)
     # a Slurm resubmission is a new run: retry what failed in the last one
     run_id = os.environ.get('SLURM_ARRAY_JOB_ID', spec['run_id'])

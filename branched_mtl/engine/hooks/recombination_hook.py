@@ -5,7 +5,9 @@ bottom l blocks come from j's single-task model and stay frozen, the rest of
 the encoder and i's head from i's single-task model. The hook does the
 loading when training starts, so a recombined run is just a config.
 """
+import functools
 import glob
+import os
 import os.path as osp
 import re
 from typing import Dict, List, Optional, Set, Union
@@ -68,12 +70,25 @@ def resolve_checkpoint(path: str) -> str:
 def load_state_dict_file(path: str) -> Dict[str, torch.Tensor]:
     """Read the model state dict of an mmengine checkpoint.
 
+    Every job of a sweep reads the same N single-task checkpoints; a sweep
+    worker runs many jobs in one process, so a file is read once while it
+    is unchanged (same size and modification time). The tensors are
+    shared: callers copy them into their models and never change them.
+
     Args:
         path: Checkpoint file.
 
     Returns:
         The state dict (``module.`` prefixes of wrapped models removed).
     """
+    stat = os.stat(path)
+    return dict(_read_state_dict(osp.realpath(path), stat.st_size,
+                                 stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_state_dict(path: str, size: int,
+                     mtime_ns: int) -> Dict[str, torch.Tensor]:
     from branched_mtl.utils.checkpoints import load_checkpoint_file
 
     # weights only: a checkpoint must not be able to run code; errors name
