@@ -131,6 +131,9 @@ def test_in_process_equals_per_job(tmp_path):
         text = open(job.log_path).read()
         assert 'RecombinationHook: blocks' in text
         assert text.count('Iter(train) [2/2]') == 1, job.name
+        # the tournament reads losses only: no features written
+        assert not osp.exists(osp.join(job.job_dir, 'affinity_probe',
+                                       'features'))
     for job in plans['per-job'].jobs:
         twin = osp.join(tmp_path, 'in-process', 'jobs',
                         osp.basename(job.job_dir), 'affinity_probe')

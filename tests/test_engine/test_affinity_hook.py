@@ -283,3 +283,19 @@ def test_recombination_errors(cfg, tmp_path):
     with pytest.raises(ValueError, match="target_checkpoints name tasks"):
         RecombinationHook(str(tmp_path / 'left'),
                           {'left': str(tmp_path / 'left')}, 2).load(model)
+
+
+def test_recombined_sweep_jobs_skip_features(tmp_path):
+    """The tournament reads only losses: the sweep's recombined jobs write
+    no features (single-task jobs still do, for RSA)."""
+    from mmengine.config import Config
+
+    from branched_mtl.apis.sweep import plan_sweep
+    cfg = Config.fromfile(osp.join(
+        MULTIDIGITS, 'resnet18-thin_all-shared_multidigits.py'))
+    plan = plan_sweep(cfg, str(tmp_path), tasks='left,sum', splits='2',
+                      mode='shared-bottom')
+    hooks = {j.name: next(h for h in j.cfg.custom_hooks
+                          if h['type'] == 'AffinityHook') for j in plan.jobs}
+    assert hooks['single_task/left'].get('save_features', True) is True
+    assert hooks['shared__from_left__split2']['save_features'] is False

@@ -224,6 +224,8 @@ def plan_sweep(cfg: Config,
     splits = parse_splits(splits, block_names)
     work_dir = osp.abspath(work_dir)
     probe = dict(dataset='val', num_samples=probe_samples, seed=probe_seed)
+    # the tournament reads the recombined runs' losses, never their features
+    rec_probe = dict(probe, save_features=False)
 
     jobs: List[Job] = []
     ckpt: Dict[str, str] = {}
@@ -272,7 +274,7 @@ def plan_sweep(cfg: Config,
                 job_dir = osp.join(work_dir, 'jobs', name)
                 job_cfg = shared_bottom_config(
                     cfg, source, split, {t: ckpt[t] for t in tasks},
-                    ckpt[source], probe=probe)
+                    ckpt[source], probe=rec_probe)
                 deps = tuple(needs[t] for t in tasks if t in needs)
                 jobs.append(
                     Job(name, 1, job_dir, finish(job_cfg, job_dir), deps,
@@ -283,7 +285,7 @@ def plan_sweep(cfg: Config,
                 job_dir = osp.join(work_dir, 'jobs', name)
                 job_cfg = recombined_config(cfg, target, source, split,
                                             ckpt[target], ckpt[source],
-                                            probe=probe)
+                                            probe=rec_probe)
                 deps = tuple(needs[t] for t in dict.fromkeys(
                     (target, source)) if t in needs)
                 jobs.append(

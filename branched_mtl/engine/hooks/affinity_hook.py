@@ -126,6 +126,9 @@ class AffinityHook(ProbeSamples, Hook):
             split)`` of a recombined run (``target=None``: every task of the
             run is a target, as in the shared-bottom sweep).
         feature_dtype: dtype of the saved features.
+        save_features: Write the block features (RSA needs them; the
+            tournament reads only the losses, so a recombined run of the
+            sweep skips them).
     """
 
     priority = 'LOW'
@@ -137,7 +140,8 @@ class AffinityHook(ProbeSamples, Hook):
                  seed: int = 0,
                  batch_size: int = 16,
                  recombination: Optional[dict] = None,
-                 feature_dtype: str = 'float16') -> None:
+                 feature_dtype: str = 'float16',
+                 save_features: bool = True) -> None:
         if isinstance(dataset, str) and dataset not in _SPLIT_NAMES:
             raise ValueError(f'AffinityHook: dataset must be one of '
                              f'{_SPLIT_NAMES} or a dataset config, got '
@@ -164,6 +168,7 @@ class AffinityHook(ProbeSamples, Hook):
         self.batch_size = batch_size
         self.recombination = _check_recombination(recombination)
         self.feature_dtype = np.dtype(feature_dtype)
+        self.save_features = save_features
 
     @torch.no_grad()
     def probe(self, model: torch.nn.Module, dataset,
@@ -190,7 +195,8 @@ class AffinityHook(ProbeSamples, Hook):
                 pseudo_collate([dataset[i] for i in chunk]), False)
             inputs, samples = data['inputs'], data['data_samples']
             per_block = encoder.block_features(inputs)
-            for b, outs in enumerate(per_block):
+            for b, outs in enumerate(per_block if self.save_features
+                                     else []):
                 for t in tasks:
                     feats[b][t].append(outs[t].float().cpu().numpy().astype(
                         self.feature_dtype))
@@ -216,7 +222,7 @@ class AffinityHook(ProbeSamples, Hook):
                         sum(v.float().sum() for v in values))
         return dict(
             losses=losses,
-            features=[{t: np.concatenate(v) for t, v in blk.items()}
+            features=[{t: np.concatenate(v) for t, v in blk.items() if v}
                       for blk in feats])
 
     def after_train(self, runner) -> None:
@@ -257,7 +263,7 @@ class AffinityHook(ProbeSamples, Hook):
             os.remove(meta_path)
         losses = np.concatenate([p['losses'] for p in parts], axis=1)
         splits = list(model.encoder.block_names)
-        for b, split in enumerate(splits):
+        for b, split in enumerate(splits if self.save_features else []):
             for t in tasks:
                 arr = np.concatenate([p['features'][b][t] for p in parts])
                 _save_npy_atomic(
