@@ -61,6 +61,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='early-stop: checks without improvement')
     parser.add_argument('--check-interval', type=int, default=5,
                         help='early-stop: iterations between checks')
+    parser.add_argument('--single-task-dir',
+                        help='reuse finished single-task runs (DIR/<task>/) '
+                        'instead of training them (stage 0)')
     parser.add_argument('--per-split', action='store_true',
                         help='time each split apart, rotating the order '
                         '(default: one whole sweep per variant)')
@@ -133,22 +136,27 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     os.makedirs(args.work_dir, exist_ok=True)
     single_dir = osp.join(args.work_dir, 'stage0')
-    # stage 0 once, shared by both sweeps: a one-split sweep trains it
     from branched_mtl.apis.sweep import (load_plan_config, plan_sweep,
                                          run_jobs, write_jobs)
     cfg = load_plan_config(args.config, args.cfg_options)
-    plan = plan_sweep(cfg, single_dir, tasks=args.tasks, splits='1',
-                      probe_samples=args.probe_samples)
-    write_jobs(plan, launcher=args.launcher)
-    start = time.perf_counter()
-    failed = run_jobs(plan.stage(0), args.max_parallel)
-    stage0 = time.perf_counter() - start
-    if failed:
-        sys.exit(f'benchmark_sweep: single-task runs failed: {failed}')
-    splits = plan_sweep(cfg, single_dir, tasks=args.tasks,
+    single_runs = args.single_task_dir
+    stage0 = 0.0
+    if single_runs is None:
+        # stage 0 once, shared by every variant: a one-split sweep trains it
+        plan = plan_sweep(cfg, single_dir, tasks=args.tasks, splits='1',
+                          probe_samples=args.probe_samples)
+        write_jobs(plan, launcher=args.launcher)
+        start = time.perf_counter()
+        failed = run_jobs(plan.stage(0), args.max_parallel)
+        stage0 = time.perf_counter() - start
+        if failed:
+            sys.exit(f'benchmark_sweep: single-task runs failed: {failed}')
+        single_runs = osp.join(single_dir, 'single_task')
+    tasks = args.tasks or ','.join(cfg.model.encoder.tasks)
+    splits = plan_sweep(cfg, single_dir, tasks=tasks,
                         splits=args.splits).splits
-    common = ['--single-task-dir', osp.join(single_dir, 'single_task'),
-              '--tasks', ','.join(plan.tasks),
+    common = ['--single-task-dir', single_runs,
+              '--tasks', tasks,
               '--iters', str(args.iters), '--data-fraction',
               str(args.data_fraction)]
     variants = [v.strip() for v in args.variants.split(',') if v.strip()]
