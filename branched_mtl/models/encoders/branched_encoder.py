@@ -15,6 +15,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from branched_mtl.registry import MODELS, build_stock
 from branched_mtl.tree import count_tree_params, tree_nodes, validate_branches
 from .backbone_blocks import BackboneBlock, split_backbone
+from .sibling_batching import (SIBLING_MODES, batched_siblings,
+                               batching_obstacle)
 
 
 class BlockInfo(NamedTuple):
@@ -83,6 +85,12 @@ class BranchedEncoder(BaseModule):
             batch norm in eval mode), e.g. for recombined networks.
         init_cfg: Unused; initialisation comes from the backbone's own
             ``init_cfg`` so that every copy starts from the same weights.
+        sibling_batching: How the copies of one block run: ``'sequential'``
+            (one call per copy, the default: faster on the CPU, see
+            docs/benchmarks.md "Sibling branches") or ``'vmap'`` (all copies
+            of a block as one ``torch.func.vmap`` call; same outputs,
+            gradients and running statistics; blocks it cannot batch, e.g.
+            with SyncBatchNorm, run sequentially).
     """
 
     def __init__(self,
@@ -91,8 +99,14 @@ class BranchedEncoder(BaseModule):
                  branches: Optional[Sequence] = None,
                  granularity: str = 'stage',
                  frozen_blocks: int = 0,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 sibling_batching: str = 'sequential') -> None:
         super().__init__(init_cfg=init_cfg)
+        if sibling_batching not in SIBLING_MODES:
+            raise ValueError(f'BranchedEncoder: sibling_batching must be one '
+                             f'of {SIBLING_MODES}, got {sibling_batching!r}')
+        self.sibling_batching = sibling_batching
+        self._unbatched_logged: set = set()
         self.backbone_cfg = copy.deepcopy(dict(backbone))
         self.tasks = list(tasks)
         self.granularity = granularity
@@ -202,11 +216,27 @@ class BranchedEncoder(BaseModule):
         """
         outputs: List[List[Tensor]] = []
         for b, level in enumerate(self._nodes):
-            outputs.append([
-                self.nodes[b][g](x if b == 0 else outputs[b - 1][parent])
-                for g, (parent, _) in enumerate(level)
-            ])
+            inputs = [x if b == 0 else outputs[b - 1][parent]
+                      for parent, _ in level]
+            if len(level) > 1 and self._batch_block(b):
+                outputs.append(batched_siblings(list(self.nodes[b]), inputs))
+            else:
+                outputs.append(
+                    [node(i) for node, i in zip(self.nodes[b], inputs)])
         return outputs
+
+    def _batch_block(self, b: int) -> bool:
+        """Whether block ``b``'s copies run as one vmapped call now."""
+        if self.sibling_batching != 'vmap':
+            return False
+        reason = batching_obstacle(list(self.nodes[b]))
+        if reason is not None and b not in self._unbatched_logged:
+            # checked per call (train/eval modes change), logged once
+            self._unbatched_logged.add(b)
+            MMLogger.get_current_instance().info(
+                f'BranchedEncoder: block {self.block_names[b]} runs its '
+                f'copies sequentially ({reason})')
+        return reason is None
 
     def block_features(self, x: Tensor) -> List[Dict[str, Tensor]]:
         """Per block, each task's features at that block's output."""
