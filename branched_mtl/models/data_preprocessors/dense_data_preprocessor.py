@@ -65,10 +65,14 @@ class DenseDataPreprocessor(ImgDataPreprocessor):
                 continue
             for name in list(sub.keys()):
                 value = sub.get(name)
-                if isinstance(value, PixelData):
-                    sub.set_data({name: PixelData(data=self._pad(
-                        value.data, h, w, name, task, sub),
-                        **value.metainfo)})
+                if not isinstance(value, PixelData):
+                    continue
+                padded = self._pad(value.data, h, w, name, task, sub)
+                # a new PixelData only where padding changed the target
+                # (building one copies its metainfo: per-step overhead)
+                if padded is not value.data:
+                    sub.set_data({name: PixelData(data=padded,
+                                                  **value.metainfo)})
 
     def _pad(self, data: torch.Tensor, h: int, w: int, name: str, task: str,
              sub: BaseDataElement) -> torch.Tensor:
