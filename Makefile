@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo demo-dense test install clean
 
 $(STAMP): requirements.txt setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,9 +15,16 @@ $(STAMP): requirements.txt setup.py
 
 install: $(STAMP)
 
+# the paper's own affinity: the tournament over a recombination sweep
 demo: $(STAMP)
 	$(BIN)/python tools/branch.py configs/multidigits/branch_multidigits_demo.py \
-		--work-dir work_dirs/branch_multidigits --budget 60%
+		--work-dir work_dirs/branch_multidigits --budget 60% --affinity tournament
+
+# the main job on SyntheticScenes' five dense tasks, in under 20 minutes on
+# 2 cores (docs/benchmarks.md)
+demo-dense: $(STAMP)
+	$(BIN)/python tools/branch.py configs/synthetic_scenes/branch_synthetic_scenes_cpu.py \
+		--work-dir work_dirs/branch_synthetic_scenes_cpu --budget 60%
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

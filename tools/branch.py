@@ -1,7 +1,7 @@
 """The whole method in one command: single-task models, task affinity, the
 tree, the branched network and its baselines, and a report.
 
-    python tools/branch.py CONFIG --work-dir DIR [--affinity rsa|tournament]
+    python tools/branch.py CONFIG --work-dir DIR [--affinity rsa|tournament|tag]
         (--alpha A | --budget B) [--method auto|exact|beam] [--top-n 3]
         [--launcher none|pytorch|slurm] [--gpus N] [--partition P]
         [--random-trees R] [--seed S0] [--seeds S]
@@ -69,11 +69,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='multi-task config')
     parser.add_argument('--work-dir', required=True)
     parser.add_argument('--affinity', default='rsa',
-                        choices=['rsa', 'tournament'])
+                        choices=['rsa', 'tournament', 'tag'])
     parser.add_argument('--alpha', type=_alpha, help='complexity weight')
     parser.add_argument('--budget',
                         help='parameter budget: 25M, 300K, 60%% (of the '
-                        'single-task models together) or a number')
+                        'single-task models together) or a number; or FLOPs '
+                        'per image: 3.5GFLOPs')
     parser.add_argument('--method', default='auto',
                         choices=['auto', 'exact', 'beam'])
     parser.add_argument('--top-n', type=_whole(1), default=3)

@@ -1,15 +1,24 @@
 """Build a branched multi-task network from an affinity file (step 4).
 
     python tools/build_tree.py AFFINITY.json BASE_CONFIG.py \
-        (--alpha A | --budget 25M) [--method auto|exact|beam] [--top-n 3] \
-        --out NEW_CONFIG.py
+        (--alpha A | --budget 25M|3.5GFLOPs) [--method auto|exact|beam] \
+        [--top-n 3] [--input-shape C,H,W] --out NEW_CONFIG.py
     python tools/build_tree.py AFFINITY.json BASE_CONFIG.py --alpha-sweep
+    python tools/build_tree.py TAG_AFFINITY.json BASE_CONFIG.py \
+        --tag-groups K [--tag-disjoint] --out NEW_CONFIG.py
 
 Chooses how the encoder's blocks are shared (the tree of least cost
 C = sum_l C_clustering^l + alpha * C_complexity^l, optionally within a
 parameter budget) and writes NEW_CONFIG.py, which inherits BASE_CONFIG.py and
 sets only ``model.encoder.branches``, so ``tools/train.py NEW_CONFIG.py``
 trains the chosen network. A drawing of the tree goes to NEW_CONFIG.png.
+A budget in FLOPs per image (``3.5GFLOPs``, ``800MFLOPs``) counts each
+block's FLOPs with mmengine's analysis at the config's input size (its first
+test image, or ``--input-shape``) and searches the same way.
+``--tag-groups K`` is TAG's own selection instead of the tree search (a
+``tag`` affinity file): at most K networks, each task served by the group
+that gives it the highest lookahead affinity, one network per group from
+the input on.
 ``--alpha-sweep`` prints the distinct trees over a range of alpha: the
 trade-off between parameters and clustering cost to choose alpha from.
 """
@@ -18,6 +27,8 @@ import os.path as osp
 import sys
 import warnings
 from typing import List, Optional
+
+import numpy as np
 
 # mmcv-lite warns on import that it lacks an op nothing here uses: filtered
 # before branched_mtl imports mmcv (the other known notices: main block)
@@ -31,7 +42,10 @@ from branched_mtl.tree import (all_shared, alpha_sweep, count_tree_params,
                                search_tree, tree_cost_breakdown)
 from branched_mtl.tree.config_writer import (check_task_names,
                                              write_tree_config)
-from branched_mtl.tree.budget import parse_budget as tree_parse_budget
+from branched_mtl.tree.budget import Budget, parse_size_budget
+from branched_mtl.tree.flops import (config_input_shape, count_tree_flops,
+                                     format_flops, parse_input_shape,
+                                     tree_flops_info)
 from branched_mtl.tree.draw import draw_tree
 # submodules, not the package namespace: tools/branch.py loads this file
 # into a process that may have imported branched_mtl.utils earlier
@@ -40,21 +54,30 @@ from branched_mtl.utils.errors import UserError
 from branched_mtl.utils.paths import check_output_file
 
 
-def parse_budget(text: str) -> int:
-    """'25M' -> 25_000_000, '300K' -> 300_000, '1.5M', plain ints."""
+def parse_budget(text: str) -> Budget:
+    """'25M' -> 25_000_000 parameters, '300K', '1.5M', plain ints;
+    '3.5GFLOPs' -> 3_500_000_000 FLOPs per image."""
     try:
-        budget = tree_parse_budget(text)
+        budget = parse_size_budget(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     except OverflowError:
         raise argparse.ArgumentTypeError(
-            f'{text[:40]!r} is too large to be a parameter count') from None
-    if budget < 1:
+            f'{text[:40]!r} is too large to be a budget') from None
+    if budget.value < 1:
         # '0.5' would otherwise become a budget of 0 parameters
         raise argparse.ArgumentTypeError(
-            f'{text[:40]!r} is {budget} parameters, no network fits; give a '
-            'parameter count like 25M, 300K or 1200000')
+            f'{text[:40]!r} is {budget.value} {budget.what}, no network '
+            'fits; give a parameter count like 25M, 300K or 1200000, or '
+            'FLOPs like 3.5GFLOPs')
     return budget
+
+
+def _input_shape(text: str) -> tuple:
+    try:
+        return parse_input_shape(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _alpha(text: str) -> float:
@@ -78,7 +101,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='weight of the complexity cost (default 0 with '
                         '--budget)')
     parser.add_argument('--budget', type=parse_budget,
-                        help='parameter budget of the whole model, e.g. 25M')
+                        help='budget of the whole model: parameters (25M) '
+                        'or FLOPs per image (3.5GFLOPs)')
+    parser.add_argument('--input-shape', type=_input_shape,
+                        help='C,H,W of an input image for FLOPs (default: '
+                        'the config\'s first test image)')
+    parser.add_argument('--tag-groups', type=int, metavar='K',
+                        help='TAG\'s own selection from a tag affinity '
+                        'file: at most K separate networks')
+    parser.add_argument('--tag-disjoint', action='store_true',
+                        help='with --tag-groups: only disjoint groups')
     parser.add_argument('--method', choices=['auto', 'exact', 'beam'],
                         default='auto',
                         help='exact for few tasks, else the paper\'s beam')
@@ -91,8 +123,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='do not save NEW_CONFIG.png')
     args = parser.parse_args(argv)
     building = args.alpha is not None or args.budget is not None
+    if args.tag_groups is not None:
+        if building:
+            parser.error('--tag-groups is TAG\'s selection, not the tree '
+                         'search: leave out --alpha and --budget')
+        if args.tag_groups < 1:
+            parser.error(f'--tag-groups must be >= 1, got {args.tag_groups}')
+        building = True
+    elif args.tag_disjoint:
+        parser.error('--tag-disjoint goes with --tag-groups K')
     if not building and not args.alpha_sweep:
-        parser.error('give --alpha and/or --budget (or --alpha-sweep)')
+        parser.error('give --alpha and/or --budget (or --alpha-sweep, or '
+                     '--tag-groups)')
     if building and not args.out:
         parser.error('--out NEW_CONFIG.py is required to build a tree')
     if args.out and not args.out.endswith('.py'):
@@ -132,9 +174,20 @@ def load_problem(affinity_path: str, config_path: str) -> dict:
     if layers != blocks:
         note = (f'note: the affinity\'s layers {layers} are named unlike the '
                 f'model\'s blocks {blocks}; matched by position')
-    return dict(affinity=aff, tasks=tasks, note=note, **{
-        k: info[k] for k in ('block_names', 'block_params', 'pools',
-                             'head_params')})
+    return dict(affinity=aff, tasks=tasks, note=note, doc=doc,
+                model_cfg=model_cfg, cfg=cfg, **{
+                    k: info[k] for k in ('block_names', 'block_params',
+                                         'pools', 'head_params')})
+
+
+def add_flops(prob: dict, input_shape: Optional[tuple] = None) -> dict:
+    """Per-block and head FLOPs (mmengine's analysis) into ``prob``."""
+    shape = input_shape or config_input_shape(prob['cfg'])
+    info = tree_flops_info(prob['model_cfg'], shape)
+    prob.update(block_flops=info['block_flops'],
+                head_flops=info['head_flops'],
+                input_shape=info['input_shape'])
+    return prob
 
 
 def _one_line(branches) -> str:
@@ -162,11 +215,17 @@ def build(args: argparse.Namespace, prob: dict) -> dict:
     """Search, report, and write the config (and drawing)."""
     tasks, names = prob['tasks'], prob['block_names']
     alpha = args.alpha if args.alpha is not None else 0.0
+    flops_budget = args.budget is not None and args.budget.unit == 'flops'
+    # a FLOPs budget: the same search over FLOPs of one copy of each block
+    weights, heads = ((prob['block_flops'], prob['head_flops'])
+                      if flops_budget else
+                      (prob['block_params'], prob['head_params']))
     branches, cost = search_tree(
         prob['affinity'], tasks, prob['pools'], alpha=alpha,
-        budget=args.budget, block_params=prob['block_params'],
-        head_params=prob['head_params'], method=args.method,
-        top_n=args.top_n)
+        budget=None if args.budget is None else args.budget.value,
+        block_params=weights, head_params=heads, method=args.method,
+        top_n=args.top_n,
+        budget_unit='FLOPs' if flops_budget else 'parameters')
     bd = tree_cost_breakdown(branches, prob['affinity'], tasks,
                              prob['pools'], alpha)
     num_blocks = len(names)
@@ -190,25 +249,105 @@ def build(args: argparse.Namespace, prob: dict) -> dict:
           f'{bd["clustering_total"]:>10.4f} {bd["complexity_total"]:>10.0f} '
           f'{cost:>10.4f}   (alpha = {alpha:g})')
     print(f'\nparameters: {params:,} (all shared {shared:,}, fully separate '
-          f'{separate:,})'
-          + (f', budget {args.budget:,}' if args.budget is not None else ''))
+          f'{separate:,})' + (f', budget {args.budget.value:,}'
+                              if args.budget is not None and not flops_budget
+                              else ''))
+    flops = _print_flops(prob, branches, args.budget if flops_budget
+                         else None)
 
     budget = f'{args.budget}' if args.budget is not None else 'none'
     header = [
         'Generated by tools/build_tree.py: the tree chosen from task '
         'affinities.',
         f'method={args.method} alpha={alpha:g} budget={budget} '
-        f'top_n={args.top_n} cost={cost:.6g} params={params}',
+        f'top_n={args.top_n} cost={cost:.6g} params={params}'
+        + (f' flops={flops}' if flops is not None else ''),
     ]
+    png = _write(args, branches, tasks, names, header,
+                 f'alpha={alpha:g}, {params / 1e6:.3g}M params')
+    return dict(branches=branches, cost=cost, params=params, flops=flops,
+                png=png)
+
+
+def _print_flops(prob: dict, branches, budget: Optional[Budget] = None
+                 ) -> Optional[int]:
+    """Print the tree's FLOPs per image when they were counted."""
+    if 'block_flops' not in prob:
+        return None
+    num_blocks = len(prob['block_names'])
+    tasks = prob['tasks']
+
+    def count(tree) -> int:
+        return count_tree_flops(tree, prob['block_flops'],
+                                prob['head_flops'])
+
+    flops = count(branches)
+    shape = 'x'.join(str(s) for s in prob['input_shape'])
+    print(f'FLOPs per {shape} image: {flops:,} ({format_flops(flops)}; all '
+          f'shared {format_flops(count(all_shared(tasks, num_blocks)))}, '
+          'fully separate '
+          f'{format_flops(count(fully_separate(tasks, num_blocks)))})'
+          + (f', budget {budget.value:,}' if budget is not None else ''))
+    return flops
+
+
+def _write(args: argparse.Namespace, branches, tasks, names, header,
+           title: str) -> Optional[str]:
     write_tree_config(args.out, args.config, branches, tasks, header, names)
     print(f'config: {args.out}')
     png = None
     if not args.no_draw:
         png = osp.splitext(args.out)[0] + '.png'
-        draw_tree(branches, png, tasks, names,
-                  title=f'alpha={alpha:g}, {params / 1e6:.3g}M params')
+        draw_tree(branches, png, tasks, names, title=title)
         print(f'drawing: {png}')
-    return dict(branches=branches, cost=cost, params=params, png=png)
+    return png
+
+
+def build_tag(args: argparse.Namespace, prob: dict) -> dict:
+    """TAG's own selection (its whole-encoder Z, the deepest split) and the
+    tree of separate networks it gives."""
+    from branched_mtl.affinity.tag import (select_tag_groups,
+                                           tag_groups_to_branches,
+                                           tag_lookahead)
+    tasks, names = prob['tasks'], prob['block_names']
+    doc = prob['doc']
+    z_all = tag_lookahead(doc, args.affinity)
+    # the file's task order -> the model's
+    idx = [doc['tasks'].index(t) for t in tasks]
+    z = z_all[-1][np.ix_(idx, idx)]
+    sel = select_tag_groups(z, tasks, args.tag_groups,
+                            disjoint=args.tag_disjoint)
+    branches = tag_groups_to_branches(sel, tasks, len(names))
+    print(f'TAG selection (at most {args.tag_groups} networks'
+          + (', disjoint' if args.tag_disjoint else '') + f'; '
+          f'{sel["sets"]:,} sets of groups evaluated; Z of split '
+          f'{doc["layers"][-1]!r}, the whole encoder):')
+    for g, group in enumerate(sel['groups']):
+        served = [t for t in tasks if sel['serving'][t] == g]
+        print(f'  network {g}: {" ".join(group)}   serves: '
+              f'{" ".join(served) or "-"}')
+    print(f'mean best score: {sel["score"]:.6g}')
+    unserved = [g for g in range(len(sel['groups']))
+                if g not in sel['serving'].values()]
+    if unserved or sum(len(g) for g in sel['groups']) > len(tasks):
+        print('note: TAG\'s groups overlap; a tree trains each task in the '
+              'one network that serves it')
+    params = count_tree_params(branches, prob['block_params'],
+                               prob['head_params'])
+    print(f'parameters: {params:,}')
+    flops = _print_flops(prob, branches)
+    header = [
+        'Generated by tools/build_tree.py --tag-groups: TAG\'s selection '
+        '(separate networks from the input).',
+        f'tag_groups={args.tag_groups} disjoint={args.tag_disjoint} '
+        f'score={sel["score"]:.6g} params={params}'
+        + (f' flops={flops}' if flops is not None else ''),
+    ]
+    png = _write(args, branches, tasks, names, header,
+                 f'TAG, {len(branches[0])} networks, '
+                 f'{params / 1e6:.3g}M params')
+    return dict(branches=branches, params=params, flops=flops, png=png,
+                selection=sel)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -221,10 +360,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         prob = load_problem(args.affinity, args.config)
         if prob['note']:
             print(prob['note'])
+        if args.input_shape is not None or (
+                args.budget is not None and args.budget.unit == 'flops'):
+            add_flops(prob, args.input_shape)
         if args.alpha_sweep:
             print_sweep(prob, args.method, args.top_n)
             print()
-        if args.alpha is not None or args.budget is not None:
+        if args.tag_groups is not None:
+            build_tag(args, prob)
+        elif args.alpha is not None or args.budget is not None:
             build(args, prob)
     except (ValueError, FileNotFoundError, UserError) as e:
         print(f'build_tree: error: {e}', file=sys.stderr)

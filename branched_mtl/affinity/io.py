@@ -5,7 +5,7 @@ An affinity file is JSON::
     {
       "tasks":    [N task names, fixed order],
       "layers":   [L split names, shallow to deep],
-      "method":   "tournament" | "rsa",
+      "method":   "tournament" | "rsa" | "tag",
       "affinity": L x N x N nested lists; affinity[l][i][j] is the affinity
                   of tasks[i] and tasks[j] at layers[l],
       "meta":     {where it came from: run dirs, K, sample indices, date}
@@ -13,7 +13,8 @@ An affinity file is JSON::
 
 Values are checked strictly: numbers only (no strings, no booleans), finite,
 and in the range of the method (RSA: Spearman correlations in [-1, 1];
-tournament: shares of a performance vector in [0, 1]). A file that is not
+tournament: shares of a performance vector in [0, 1]; tag: TAG's lookahead
+affinity scaled per split into [-1, 1], see :mod:`.tag`). A file that is not
 UTF-8 JSON, nests too deeply, or holds a number too long to parse is refused
 with an error that names the file.
 """
@@ -32,10 +33,11 @@ from .tournament import to_float64_array
 __all__ = ['AFFINITY_METHODS', 'AFFINITY_RANGE', 'load_affinity',
            'save_affinity', 'validate_affinity']
 
-AFFINITY_METHODS = ('tournament', 'rsa')
+AFFINITY_METHODS = ('tournament', 'rsa', 'tag')
 REQUIRED_KEYS = ('tasks', 'layers', 'method', 'affinity', 'meta')
 # the values each method can produce (rounding aside)
-AFFINITY_RANGE = {'rsa': (-1.0, 1.0), 'tournament': (0.0, 1.0)}
+AFFINITY_RANGE = {'rsa': (-1.0, 1.0), 'tournament': (0.0, 1.0),
+                  'tag': (-1.0, 1.0)}
 RANGE_TOL = 1e-6
 MAX_NAME_CHARS = 200
 # an affinity file is a few KB per task; anything this large is not one
@@ -172,8 +174,9 @@ def validate_affinity(tasks: Sequence[str],
     bad = (arr < low - RANGE_TOL) | (arr > high + RANGE_TOL)
     if bad.any():
         l, i, j = (int(v) for v in np.argwhere(bad)[0])
-        what = ('Spearman correlations' if method == 'rsa' else
-                'shares of a performance vector')
+        what = {'rsa': 'Spearman correlations',
+                'tag': 'lookahead affinities scaled per split'}.get(
+                    method, 'shares of a performance vector')
         raise ValueError(
             f'{where}: affinity {arr[l, i, j]:.6g} at '
             f'{_position((l, i, j), tasks, layers)} is outside [{low:g}, '

@@ -140,8 +140,11 @@ def render_scene(rng: np.random.Generator, img_size: Tuple[int, int],
         dict with ``img`` (uint8 RGB), ``depth`` (float32, metres),
         ``normals`` (float32, x y z), ``semseg`` (uint8, ``CLASSES``),
         ``instance_ids`` (int32, 0 off objects), ``edges`` (uint8 0/1),
-        ``offsets`` (float32 dx dy, NaN off objects) and ``num_objects``
-        (objects with a visible area >= 0.2 % of the image).
+        ``offsets`` (float32 dx dy, NaN off objects), ``num_objects``
+        (objects with a visible area >= 0.2 % of the image) and ``focal``
+        (the focal length in pixels; the principal point is the image
+        centre), with which the depth map back-projects to the surfaces
+        whose normals ``normals`` are.
     """
     h, w = img_size
     # all scene parameters first, so they do not depend on the resolution
@@ -259,7 +262,8 @@ def render_scene(rng: np.random.Generator, img_size: Tuple[int, int],
         instance_ids=cv.instance,
         edges=edges.astype(np.uint8),
         offsets=instance_offsets(cv.instance),
-        num_objects=int((visible[1:] >= min_area).sum()))
+        num_objects=int((visible[1:] >= min_area).sum()),
+        focal=np.float32(focal))
 
 
 @DATASETS.register_module()

@@ -13,6 +13,7 @@ rerun when its inputs are unchanged):
 """
 import contextlib
 import copy
+import gc
 import importlib.util
 import math
 import os
@@ -33,6 +34,7 @@ from branched_mtl.models import describe_model
 from branched_mtl.tree import (all_shared, count_tree_params, fully_separate,
                                parse_budget, random_tree_like,
                                validate_branches)
+from branched_mtl.tree.budget import is_flops_budget
 from branched_mtl.utils.checkpoints import resume_candidates
 from branched_mtl.utils.config import type_name
 from branched_mtl.utils.errors import UserError, short_repr
@@ -41,11 +43,11 @@ from branched_mtl.utils.package import tools_dir
 from branched_mtl.utils.paths import check_work_dir
 from .selection import (best_checkpoint, multi_task_metrics,
                         read_probe_curve, set_selection, still_improving)
-from .stages import StageBook, fingerprint
+from .stages import Progress, StageBook, fingerprint, format_duration
 
 # the checkout's tools/, or the installed package's .mim/tools
 TOOLS = tools_dir()
-AFFINITY_METHODS = ('rsa', 'tournament')
+AFFINITY_METHODS = ('rsa', 'tournament', 'tag')
 LAUNCHERS = ('none', 'pytorch', 'slurm')
 METHODS = ('auto', 'exact', 'beam')
 
@@ -59,35 +61,39 @@ def _load_tool(name: str) -> Any:
     return module
 
 
-class _QuietConsole:
-    """stdout that drops the long multi-line blobs in-process runners log
-    (environment, config, weight init); the run's log file keeps them."""
-
-    def __init__(self, stream: Any, max_lines: int = 3) -> None:
-        self.stream = stream
-        self.max_lines = max_lines
+class _LogFileOnly:
+    """stdout of the in-process runners: their log lines are dropped from
+    the console (the console shows one progress line per stage); each
+    run's log file in its work dir keeps every line. Never closed, since
+    mmengine's loggers keep the stream they were created with."""
 
     def write(self, text: str) -> int:
-        if text.count('\n') > self.max_lines:
-            return len(text)
-        return self.stream.write(text)
+        return len(text)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.stream, name)
+    def flush(self) -> None:
+        pass
 
 
 def _run_step(name: str, cmd: List[str], folder: str,
               env: Optional[Dict[str, str]] = None) -> None:
-    """Run a stage's subprocess; a failure is reported by stage and folder
-    (the subprocess printed its own error above)."""
-    code = subprocess.run(cmd, env=env).returncode
+    """Run a stage's subprocess with its console output in
+    ``<folder>/console.log``; a failure shows that log's last lines and is
+    reported by stage and folder."""
+    os.makedirs(folder, exist_ok=True)
+    log_path = osp.join(folder, 'console.log')
+    with open(log_path, 'ab') as out:
+        code = subprocess.run(cmd, env=env, stdout=out,
+                              stderr=subprocess.STDOUT).returncode
     if code != 0:
+        with open(log_path, 'rb') as f:
+            tail = f.read().decode(errors='replace').splitlines()[-30:]
+        print('\n'.join(tail), file=sys.stderr)
         raise UserError(
             f'{name}: `{osp.basename(cmd[1]) if len(cmd) > 1 else cmd[0]}` '
-            f'failed (exit {code}); its error is above and its logs are in '
-            f'{folder}. Fix the cause and run the same command again: '
-            'finished stages are kept and training resumes from its last '
-            'checkpoint')
+            f'failed (exit {code}); the end of its output is above, all of '
+            f'it in {log_path} and its logs in {folder}. Fix the cause and '
+            'run the same command again: finished stages are kept and '
+            'training resumes from its last checkpoint')
 
 
 def _labelled_tasks(ds: Any) -> Optional[List[str]]:
@@ -177,6 +183,9 @@ class BranchJob:
                                 else self.settings.get('random_trees', 3))
         self._budget_arg = budget
         self.results: Dict[str, Dict[str, Any]] = {}
+        # run() gives it the stages; empty, a stage run on its own
+        # (_train_and_test from another tool) reports to nothing
+        self._progress = Progress([], log)
         self._check_inputs()
 
     # ------------------------------------------------------------ checks
@@ -216,9 +225,14 @@ class BranchJob:
             all_shared(self.tasks, nb), bp, hp)
         self.separate_params = count_tree_params(
             fully_separate(self.tasks, nb), bp, hp)
-        self.budget = None if self._budget_arg is None else self._parse_budget(
-            self._budget_arg)
-        if self.budget is not None and self.budget < self.shared_params:
+        if self._budget_arg is not None and is_flops_budget(self._budget_arg):
+            # FLOPs per image: text build_tree reads ('3500000000FLOPs')
+            from .measure import check_flops_budget
+            self.budget = check_flops_budget(self._budget_arg, self.cfg)
+        else:
+            self.budget = None if self._budget_arg is None else \
+                self._parse_budget(self._budget_arg)
+        if isinstance(self.budget, int) and self.budget < self.shared_params:
             raise ValueError(
                 f'budget {self.budget:,} parameters is below the all-shared '
                 f'network ({self.shared_params:,}), the smallest tree: no '
@@ -385,8 +399,12 @@ class BranchJob:
             run_cfg = load_config(cfg_path, folder, resume=resume)
             # unique names keep in-process runs' message hubs apart
             run_cfg.experiment_name = f'{name}_{time.time_ns()}'
-            with contextlib.redirect_stdout(_QuietConsole(sys.stdout)):
+            with contextlib.redirect_stdout(_LogFileOnly()):
                 train(run_cfg)
+            # the finished runner's loaders (persistent workers) are freed
+            # here, not in a later run's forked worker, where their clean-up
+            # fails with 'can only test a child process' on the console
+            gc.collect()
         else:
             env = dict(os.environ, PYTHON=sys.executable)
             if self.launcher == 'pytorch':
@@ -409,6 +427,7 @@ class BranchJob:
         done = self.book.done(name, fp)
         if done is not None:
             self.log(f'  {name}: done earlier, skipped')
+            self._progress.skipped()
             return done
         if self.book.stale(name, fp):
             self.log(f'  {name}: inputs changed, running again')
@@ -418,8 +437,9 @@ class BranchJob:
         test_cfg = load_config(osp.join(folder, 'config.py'),
                                osp.join(folder, 'test'))
         test_cfg.experiment_name = f'{name}_test_{time.time_ns()}'
-        with contextlib.redirect_stdout(_QuietConsole(sys.stdout)):
+        with contextlib.redirect_stdout(_LogFileOnly()):
             metrics = evaluate(test_cfg, ckpt)
+        gc.collect()  # as after training
         curve = read_probe_curve(folder)
         best = max(curve, key=lambda r: r['score']) if curve else {}
         max_iters = cfg.train_cfg.max_iters
@@ -484,12 +504,53 @@ class BranchJob:
         with WorkDirLock(self.work_dir, option='--work-dir'):
             return self._run()
 
-    def _run(self) -> Dict[str, Dict[str, Any]]:
-        names = self.stages()
-        step = iter(range(1, len(names) + 1))
+    def _stage_weights(self, tree: Optional[list] = None) -> List[tuple]:
+        """``(name, kind, weight)`` of every stage for :class:`Progress`:
+        its cost relative to one single-task model. A multi-task model
+        weighs its parameters over a single-task model's (``tree``: the
+        chosen tree once known; before, the budget or the middle of the
+        range); the tournament sweep its recombined runs' iterations."""
+        bp, hp = self.info['block_params'], self.info['head_params']
+        nb, num = len(bp), len(self.tasks)
+        single = self.separate_params / num
+        if tree is not None:
+            tree_params = count_tree_params(tree, bp, hp)
+        elif isinstance(self.budget, int):  # not a FLOPs budget (text)
+            tree_params = self.budget
+        else:
+            tree_params = (self.shared_params + self.separate_params) / 2
+        if self.affinity_method == 'rsa':
+            affinity = 0.05
+        elif self.affinity_method == 'tag':
+            # one all-shared run (its schedule) with the lookahead (about
+            # as much again, measured on MultiDigits: docs/benchmarks.md)
+            iters = self.cfg.get('train_cfg', {}).get('max_iters') or 1
+            tag_iters = (self.settings.get('tag') or {}).get('iters', iters)
+            affinity = 2 * self.shared_params / single * tag_iters / iters
+        else:
+            sweep = dict(self.settings.get('sweep', {}))
+            runs = num * nb * (num if sweep.get('mode') == 'per-pair' else 1)
+            iters = self.cfg.get('train_cfg', {}).get('max_iters') or 1
+            affinity = runs * float(sweep.get('iters', iters)) / iters
+        weights = []
+        for name in self.stages():
+            if name.startswith('single_task/'):
+                weights.append((name, 'single', 1.0))
+            elif name == 'all_shared':
+                weights.append((name, 'multi', self.shared_params / single))
+            elif name == 'branched' or name.startswith('random/'):
+                weights.append((name, 'multi', tree_params / single))
+            elif name == 'affinity':
+                weights.append((name, 'other', affinity))
+            else:  # tree search; the report measures every model
+                weights.append((name, 'other', 0.02 if name == 'tree' else
+                                0.15 * (num + 2 + self.random_trees)))
+        return weights
 
-        def progress(name: str) -> None:
-            self.log(f'[branch] stage {next(step)} of {len(names)}: {name}')
+    def _run(self) -> Dict[str, Dict[str, Any]]:
+        self._progress = Progress(self._stage_weights(), self.log,
+                                  self.work_dir)
+        progress = self._progress.start
 
         probe = self._probe()
         single_fps = {}
@@ -507,7 +568,10 @@ class BranchJob:
         aff_fp = fingerprint('affinity', self.affinity_method, single_fps,
                              config_text(self.cfg)
                              if self.affinity_method == 'tournament' else '',
-                             self.settings.get('sweep'))
+                             self.settings.get('sweep'),
+                             *([config_text(self.cfg),
+                                self.settings.get('tag')]
+                               if self.affinity_method == 'tag' else []))
         affinity_path = self._affinity(aff_fp)
 
         progress('tree')
@@ -515,6 +579,7 @@ class BranchJob:
                               self.method, self.top_n, config_text(self.cfg))
         tree = self._tree(tree_fp, affinity_path)
         branches = tree['branches']
+        self._progress.set_weights(self._stage_weights(branches))
 
         progress('branched')
         branched_cfg = self._select_multi_task(
@@ -545,7 +610,9 @@ class BranchJob:
         progress('report')
         from .report import write_report
         report = write_report(self, affinity_path, tree)
-        self.log(f'[branch] report: {report}')
+        elapsed = self._progress.finish()
+        self.log(f'[branch] all {len(self.stages())} stages in '
+                 f'{format_duration(elapsed)}; report: {report}')
         return self.results
 
     def _probe(self) -> dict:
@@ -558,12 +625,16 @@ class BranchJob:
         done = self.book.done('affinity', fp)
         if done is not None and osp.isfile(path):
             self.log('  affinity: done earlier, skipped')
+            self._progress.skipped()
             return path
         if self.affinity_method == 'rsa':
             tasks, layers, aff, meta = collect_rsa(
                 [self._dir('single_task', t) for t in self.tasks],
                 tasks=self.tasks)
             save_affinity(path, tasks, layers, 'rsa', aff, meta)
+        elif self.affinity_method == 'tag':
+            from .measure import measure_tag
+            measure_tag(self, path, fp)
         else:
             sweep_dir = self._dir('affinity', 'sweep')
             cmd = [sys.executable, osp.join(TOOLS, 'sweep_recombination.py'),
@@ -597,6 +668,7 @@ class BranchJob:
         done = self.book.done('tree', fp)
         if done is not None and osp.isfile(out):
             self.log('  tree: done earlier, skipped')
+            self._progress.skipped()
             return done
         os.makedirs(osp.dirname(out), exist_ok=True)
         argv = [affinity_path, self.config, '--out', out, '--method',
@@ -605,7 +677,11 @@ class BranchJob:
             argv += ['--alpha', repr(float(self.alpha))]
         if self.budget is not None:
             argv += ['--budget', str(self.budget)]
-        code = _load_tool('build_tree').main(argv)
+        # its tables (tree, cost per block, sizes) go to a file beside the
+        # config, not the console
+        with open(osp.join(osp.dirname(out), 'build_tree.txt'), 'w') as f, \
+                contextlib.redirect_stdout(f):
+            code = _load_tool('build_tree').main(argv)
         if code != 0:
             raise RuntimeError(f'tools/build_tree.py failed (exit {code})')
         branches = validate_branches(

@@ -1,7 +1,9 @@
-"""Size, FLOPs and throughput of a trained model, for the report."""
+"""Measurements of the main job: size, FLOPs and throughput of a trained
+model (for the report), FLOPs budgets, and TAG's lookahead affinity (one
+all-shared training run with the TagHook)."""
 import logging
 import time
-from typing import Dict
+from typing import Any, Dict, Mapping, Optional
 
 import torch
 from mmengine.analysis import get_model_complexity_info
@@ -58,3 +60,127 @@ def measure_model(cfg: Config, checkpoint: str, shape: tuple,
         elapsed = time.perf_counter() - start
     return dict(params=int(params), flops=float(info['flops']),
                 images_per_s=batch_size * repeats / elapsed)
+
+
+# ---------------------------------------------------------------- FLOPs budget
+def check_flops_budget(text: Any, cfg: Config,
+                       input_shape: Optional[tuple] = None) -> str:
+    """A FLOPs budget of the main job, checked before any training.
+
+    Args:
+        text: The ``--budget`` text (``3.5GFLOPs``).
+        cfg: The multi-task config.
+        input_shape: (C, H, W); default: the config's first test image.
+
+    Returns:
+        The budget as text ``tools/build_tree.py --budget`` reads
+        (``3500000000FLOPs``).
+
+    Raises:
+        UserError: on a bad text, or a budget below the all-shared
+            network's FLOPs (no tree fits).
+    """
+    from branched_mtl.tree import all_shared
+    from branched_mtl.tree.budget import parse_size_budget
+    from branched_mtl.tree.flops import (config_input_shape,
+                                         count_tree_flops, format_flops,
+                                         tree_flops_info)
+    from branched_mtl.utils.errors import UserError, short_repr
+    try:
+        budget = parse_size_budget(text)
+    except (ValueError, OverflowError) as e:
+        raise UserError(f'--budget: {e}') from None
+    try:
+        shape = input_shape or config_input_shape(cfg)
+    except ValueError as e:
+        raise UserError(f'--budget {short_repr(text)}: {e}') from None
+    info = tree_flops_info(cfg.model.to_dict(), shape)
+    floor = count_tree_flops(
+        all_shared(list(cfg.model.encoder.tasks), len(info['block_flops'])),
+        info['block_flops'], info['head_flops'])
+    if budget.value < floor:
+        raise UserError(
+            f'--budget {short_repr(text)} is {budget.value:,} FLOPs per '
+            f'image, below the all-shared network ({floor:,}, '
+            f'{format_flops(floor)} at {tuple(shape)}), the smallest tree: '
+            'no tree fits')
+    return str(budget)
+
+
+# ---------------------------------------------------------------- TAG
+TAG_SETTINGS = ('iters', 'interval', 'splits')
+
+
+def tag_settings(settings: Mapping[str, Any]) -> Dict[str, Any]:
+    """``branch.tag`` of the config, checked: ``iters`` (default: the
+    config's schedule), ``interval`` (10, TAG's) and ``splits``
+    (``'blocks'``)."""
+    from branched_mtl.utils.errors import UserError
+    tag = settings.get('tag') or {}
+    if not isinstance(tag, Mapping):
+        raise UserError(f'branch.tag must be a dict(iters=..., interval=...),'
+                        f' got {tag!r}')
+    unknown = sorted(set(tag) - set(TAG_SETTINGS))
+    if unknown:
+        raise UserError(f'branch.tag: unknown setting(s) {unknown}; known: '
+                        f'{list(TAG_SETTINGS)}')
+    out = dict(iters=tag.get('iters'), interval=tag.get('interval', 10),
+               splits=tag.get('splits', 'blocks'))
+    for key in ('iters', 'interval'):
+        v = out[key]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)
+                              or v < 1):
+            raise UserError(f'branch.tag.{key} must be a whole number >= 1, '
+                            f'got {v!r}')
+    return out
+
+
+def measure_tag(job: Any, path: str, fp: str) -> str:
+    """Step 2 with TAG: one all-shared multi-task training run with the
+    :class:`TagHook`, its lookahead affinity written to ``path``.
+
+    The run is the job's all-shared network (same config, seed, probe
+    selection and launcher), with the schedule of ``branch.tag.iters``
+    when given; it resumes when killed. The affinity file's ``meta``
+    records the run's wall time and the seconds the hook itself took.
+
+    Args:
+        job: The :class:`BranchJob` (single-task stages done).
+        path: The job's ``affinity/affinity.json``.
+        fp: The affinity stage's fingerprint (a run for other inputs is
+            cleared, not resumed).
+
+    Returns:
+        ``path``.
+    """
+    import copy
+    import os.path as osp
+    import shutil
+
+    from branched_mtl.affinity import load_affinity, save_affinity
+    from branched_mtl.apis.configs import _set_custom_hook
+    from branched_mtl.apis.schedules import set_train_iters
+    settings = tag_settings(job.settings)
+    folder = job._dir('affinity', 'tag_run')
+    if job.book.stale('affinity', fp) and osp.isdir(folder):
+        job.log('  affinity: inputs changed, the TAG run starts again')
+        shutil.rmtree(folder)
+    cfg = job._with_tree(None)
+    if settings['iters'] is not None:
+        set_train_iters(cfg, settings['iters'])
+    _set_custom_hook(cfg, dict(type='TagHook',
+                               interval=settings['interval'],
+                               splits=settings['splits']))
+    start = time.perf_counter()
+    job._train('affinity_tag', copy.deepcopy(cfg), folder)
+    wall = time.perf_counter() - start
+    doc = load_affinity(osp.join(folder, 'tag', 'affinity.json'))
+    meta = dict(doc['meta'], run_dir=folder,
+                run_iters=int(cfg.train_cfg.max_iters),
+                run_wall_seconds=wall, seed=job.seed)
+    save_affinity(path, doc['tasks'], doc['layers'], 'tag', doc['affinity'],
+                  meta)
+    job.log(f'  affinity: TAG run of {meta["run_iters"]} iterations, '
+            f'{meta["measurements"]} lookahead measurements '
+            f'({meta["seconds"]:.0f} s of {wall:.0f} s)')
+    return path

@@ -152,21 +152,37 @@ def _plot_params_vs_delta_m(rows: List[dict], path: str) -> None:
 
 
 def _plot_probe_curves(job: Any, path: str) -> None:
-    """Each single-task model's probe score against iterations."""
+    """Each single-task model's probe metric against iterations, one panel
+    per task: dense tasks' metrics have their own units and scales (mIoU
+    in %, depth RMSE in metres, normal angles in degrees ...)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for task in job.tasks:
+    primary = dict(job.cfg.get('val_evaluator', {}).get('primary') or {})
+    lower = set(_lower_is_better(job.cfg))
+    tasks = list(job.tasks)
+    cols = min(3, len(tasks))
+    rows = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows),
+                             squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
         curve = job.results[f'single_task/{task}'].get('curve') or []
         if curve:
             steps, scores = zip(*curve)
-            ax.plot(steps, scores, marker='o', ms=3, label=task)
-    ax.set_xlabel('iteration')
-    ax.set_ylabel('probe score (primary metric)')
-    ax.set_title('single-task models on the probe split')
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+            # the stored score is negated for lower-is-better metrics (the
+            # selection maximises it); plot the metric itself
+            sign = -1.0 if task in lower else 1.0
+            ax.plot(steps, [sign * s for s in scores], marker='o', ms=3)
+        name = primary.get(task, 'score')
+        ax.set_title(f'{task}: {name}'
+                     f'{" (lower is better)" if task in lower else ""}',
+                     fontsize=9)
+        ax.set_xlabel('iteration', fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis('off')
+    fig.suptitle('single-task models on the probe split', fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

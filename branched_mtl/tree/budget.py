@@ -1,9 +1,102 @@
-"""Parameter budgets as users write them: 25M, 300K, 1.5M, 60%."""
+"""Size budgets as users write them: parameters (25M, 300K, 1.5M, 60%) or
+FLOPs per image (3.5GFLOPs, 800MFLOPs)."""
 import math
 import re
 from typing import Any, Optional
 
-_SUFFIX = {'': 1, 'K': 10**3, 'M': 10**6, 'G': 10**9}
+__all__ = ['Budget', 'parse_budget', 'parse_size_budget', 'is_flops_budget']
+
+_SUFFIX = {'': 1, 'K': 10**3, 'M': 10**6, 'G': 10**9, 'T': 10**12}
+_NUMBER = r'(\d+(?:\.\d*)?|\.\d+)'
+# 3.5GFLOPs, 800 MFLOPs, 1.2e9 is not accepted: a unit letter or none
+_FLOPS = re.compile(_NUMBER + r'\s*([kKmMgGtT]?)\s*flops?', re.IGNORECASE)
+_FLOPS_WORD = re.compile(r'flop', re.IGNORECASE)
+
+
+class Budget(int):
+    """A size budget: an int of parameters, or of FLOPs per image.
+
+    An int, so that a parameter budget works wherever a parameter count
+    did; ``unit`` says which (``'params'`` or ``'flops'``). ``str()`` gives
+    text that :func:`parse_size_budget` reads back (``25000000``,
+    ``3500000000FLOPs``): how tools pass a budget on.
+    """
+    unit: str
+
+    def __new__(cls, value: int, unit: str = 'params') -> 'Budget':
+        if unit not in ('params', 'flops'):
+            raise ValueError(f"budget unit must be 'params' or 'flops', got "
+                             f'{unit!r}')
+        obj = super().__new__(cls, value)
+        obj.unit = unit
+        return obj
+
+    @property
+    def value(self) -> int:
+        return int(self)
+
+    @property
+    def what(self) -> str:
+        return 'FLOPs' if self.unit == 'flops' else 'parameters'
+
+    def __str__(self) -> str:
+        return f'{int(self)}FLOPs' if self.unit == 'flops' else str(
+            int(self))
+
+    def __repr__(self) -> str:
+        return f'Budget({int(self)}, {self.unit!r})'
+
+    def __format__(self, spec: str) -> str:
+        return str(self) if not spec else format(int(self), spec)
+
+    def __reduce__(self):
+        return (Budget, (int(self), self.unit))
+
+
+def _clean(text: Any) -> str:
+    return str(text).replace('_', '').replace(',', '').strip()
+
+
+def is_flops_budget(text: Any) -> bool:
+    """Whether a budget text names FLOPs (``3.5GFLOPs``), not parameters."""
+    return isinstance(text, Budget) and text.unit == 'flops' or (
+        not isinstance(text, Budget)
+        and bool(_FLOPS_WORD.search(_clean(text))))
+
+
+def parse_size_budget(text: Any,
+                      separate_params: Optional[int] = None) -> Budget:
+    """A parameter or FLOPs budget.
+
+    Args:
+        text: ``'25M'``, ``'300K'``, ``1200000``, ``'60%'`` (parameters; a
+            percentage of the single-task models together), or FLOPs per
+            image: ``'3.5GFLOPs'``, ``'800MFLOPs'``, ``'5e6'`` is refused
+            (write ``5MFLOPs``).
+        separate_params: Parameters of the single-task models together;
+            needed for a percentage.
+
+    Returns:
+        The :class:`Budget`; a percentage is rounded to the nearest
+        parameter.
+
+    Raises:
+        ValueError: naming the text that is not a budget.
+    """
+    if isinstance(text, Budget):
+        return text
+    s = _clean(text)
+    if _FLOPS_WORD.search(s):
+        m = _FLOPS.fullmatch(s)
+        if not m:
+            raise ValueError(
+                f'budget {text!r}: a FLOPs budget is a number with an '
+                'optional K, M, G or T before FLOPs, like 3.5GFLOPs or '
+                '800MFLOPs (FLOPs per image; percentages are of '
+                'parameters only)')
+        return Budget(int(round(float(m.group(1)) *
+                                _SUFFIX[m.group(2).upper()])), 'flops')
+    return Budget(parse_budget(text, separate_params), 'params')
 
 
 def parse_budget(text: Any, separate_params: Optional[int] = None) -> int:
@@ -20,9 +113,10 @@ def parse_budget(text: Any, separate_params: Optional[int] = None) -> int:
         one.
 
     Raises:
-        ValueError: naming the text that is not a budget.
+        ValueError: naming the text that is not a budget (a FLOPs budget
+            included: read those with :func:`parse_size_budget`).
     """
-    s = str(text).replace('_', '').replace(',', '').strip()
+    s = _clean(text)
     if s.endswith('%'):
         if separate_params is None:
             raise ValueError(
@@ -38,9 +132,13 @@ def parse_budget(text: Any, separate_params: Optional[int] = None) -> int:
         # Multiplying first keeps whole percentages exact (0.29 * 100 is
         # 28.999...), and a budget is the nearest whole parameter count.
         return int(round(pct * separate_params / 100))
-    m = re.fullmatch(r'(\d+(?:\.\d*)?|\.\d+)\s*([kKmMgG]?)', s)
+    if _FLOPS_WORD.search(s):
+        raise ValueError(f'budget {text!r} is a FLOPs budget, not a '
+                         'parameter count; read it with parse_size_budget')
+    m = re.fullmatch(_NUMBER + r'\s*([kKmMgG]?)', s)
     if not m:
         raise ValueError(
             f'budget must be a parameter count like 25M, 300K or 1200000 '
-            f'(or 60% in tools/branch.py), got {text!r}')
+            f'(or 60% in tools/branch.py), or FLOPs per image like '
+            f'3.5GFLOPs, got {text!r}')
     return int(round(float(m.group(1)) * _SUFFIX[m.group(2).upper()]))

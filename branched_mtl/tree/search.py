@@ -442,7 +442,8 @@ def search_tree(affinity,
                 block_params: Optional[Sequence[int]] = None,
                 head_params: int = 0,
                 method: str = 'auto',
-                top_n: int = 3) -> Tuple[Branches, float]:
+                top_n: int = 3,
+                budget_unit: str = 'parameters') -> Tuple[Branches, float]:
     """Find the tree of least cost.
 
     Args:
@@ -461,6 +462,10 @@ def search_tree(affinity,
             ``EXACT_MAX_TASKS`` tasks, ``EXACT_MAX_TASKS_BUDGET`` with a
             budget, else beam).
         top_n: Partial trees the beam search keeps per block.
+        budget_unit: What ``budget``, ``block_params`` and ``head_params``
+            count, for messages: ``'parameters'``, or ``'FLOPs'`` for a
+            FLOPs budget (then they are FLOPs per image of one copy of each
+            block and of the heads: the search is the same sum).
 
     Returns:
         ``(branches, cost)``: the tree (one partition per block, groups in task
@@ -500,7 +505,7 @@ def search_tree(affinity,
                                   block_params, head_params)
         if budget < floor:
             raise ValueError(
-                f'no tree fits the budget of {budget:,} parameters: the '
+                f'no tree fits the budget of {budget:,} {budget_unit}: the '
                 f'smallest tree, all blocks shared, has {floor:,} '
                 f'({floor - head_params:,} in the encoder + {head_params:,} '
                 f'in the heads)')

@@ -8,7 +8,10 @@ below is harmless with the pinned stack (``../shared/STACK.md``):
   ``MultiScaleDeformableAttention``, which no model here uses (an op that
   is used fails with a clear message, see :mod:`branched_mtl.compat`);
 * mmengine's own CheckpointHook still builds a ``FileClient`` (and with it
-  a ``HardDiskBackend``), which log their deprecation at every training.
+  a ``HardDiskBackend``), which log their deprecation at every training;
+* mmseg's decode heads (every dense head) build their losses with mmseg's
+  deprecated ``build_loss`` and its ``CrossEntropyLoss`` notes its default
+  ``avg_non_ignore=False``, once per model built.
 
 mmcv warns while ``branched_mtl`` is being imported, before this module can
 be imported, so a tool filters that one itself first (as tools/train.py)::
@@ -36,6 +39,10 @@ KNOWN_NOTICES: Tuple[str, ...] = (
     MMCV_LITE_NOTICE,
     '"FileClient" will be deprecated in future',
     '"HardDiskBackend" is the alias of "LocalBackend"',
+    # mmseg's decode heads build their losses through its own deprecated
+    # helper and warn about CrossEntropyLoss's stock default, per model
+    '``build_loss`` would be deprecated soon',
+    'Default ``avg_non_ignore`` is False',
 )
 
 

@@ -1,4 +1,6 @@
-# `make demo`: the main job on MultiDigits in a few minutes on 2 cores.
+# `make demo`: the main job on MultiDigits in a few minutes on 2 cores, with
+# the tournament affinity (25 shared-bottom recombined runs of 60
+# iterations, in one in-process worker: branch_multidigits.py's `sweep`).
 # 500 iterations instead of branch_multidigits.py's 1200 and two random
 # trees instead of three, so that a fresh clone runs it in under 10 minutes;
 # `sum` is not converged at 500 iterations (the report says so).

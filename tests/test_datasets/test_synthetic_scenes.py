@@ -55,3 +55,86 @@ def test_task_selection_and_bad_arguments():
         SyntheticScenes(tasks=['depht'])
     with pytest.raises(ValueError, match='split'):
         SyntheticScenes(split='training')
+
+
+# The tasks are related by construction (README, "SyntheticScenes"): these
+# tests check each relation on rendered scenes.
+def _scenes(n=6, size=(48, 96)):
+    ds = SyntheticScenes(num_samples=n, img_size=size, seed=5)
+    return [ds.render(i) for i in range(n)]
+
+
+def test_normals_follow_from_depth():
+    for scene in _scenes():
+        depth, normals = scene['depth'], scene['normals']
+        h, w = depth.shape
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+        f = float(scene['focal'])
+        # back-project every pixel centre to its 3D point
+        pts = np.stack([(xs + 0.5 - w / 2) / f * depth,
+                        (ys + 0.5 - h / 2) / f * depth, depth], -1)
+        dx = pts[1:-1, 2:] - pts[1:-1, :-2]
+        dy = pts[2:, 1:-1] - pts[:-2, 1:-1]
+        n = np.cross(dx, dy)
+        n /= np.linalg.norm(n, axis=-1, keepdims=True)
+        n *= -np.sign((n * pts[1:-1, 1:-1]).sum(-1, keepdims=True))
+        # interior pixels: the 3x3 neighbourhood on one planar face (same
+        # class, instance and normal), so central differences stay on it
+        key = (scene['semseg'].astype(np.int64) * 100 +
+               scene['instance_ids'])
+        normal_key = np.round(normals, 3)
+        same = np.ones((h - 2, w - 2), bool)
+        for oy in (0, 1, 2):
+            for ox in (0, 1, 2):
+                same &= key[oy:oy + h - 2, ox:ox + w - 2] == key[1:-1, 1:-1]
+                same &= (normal_key[oy:oy + h - 2, ox:ox + w - 2] ==
+                         normal_key[1:-1, 1:-1]).all(-1)
+        assert same.mean() > 0.5
+        cos = (n * normals[1:-1, 1:-1]).sum(-1)[same]
+        # planar faces (floor, wall, boxes, panels) agree to a fraction of
+        # a degree
+        assert np.median(np.degrees(np.arccos(np.clip(cos, -1, 1)))) < 1.0
+        assert (cos > 0.99).mean() > 0.95
+
+
+def test_edges_are_segment_and_depth_discontinuities():
+    for scene in _scenes():
+        edges = scene['edges'].astype(bool)
+        depth = scene['depth']
+        key = scene['semseg'].astype(np.int64) * 100 + scene['instance_ids']
+        assert edges.any()
+        # every edge pixel has a 4-neighbour on another segment that lies
+        # at least 5 % deeper (it is the near side of an occlusion)
+        pad_d = np.pad(depth, 1, constant_values=np.nan)
+        pad_k = np.pad(key, 1, constant_values=-1)
+        h, w = depth.shape
+        occludes = np.zeros_like(edges)
+        for oy, ox in ((0, 1), (2, 1), (1, 0), (1, 2)):
+            nd = pad_d[oy:oy + h, ox:ox + w]
+            nk = pad_k[oy:oy + h, ox:ox + w]
+            with np.errstate(invalid='ignore'):
+                occludes |= (nk != key) & (nd > 1.05 * depth)
+        assert occludes[edges].all()
+        # and segment boundaries without a depth jump (the floor meeting
+        # the wall) are not edges
+        wall_floor = np.zeros_like(edges)
+        wall_floor[:-1] = ((key[:-1] == 0) & (key[1:] == 100) &
+                           (np.abs(depth[:-1] - depth[1:]) <
+                            0.01 * depth[1:]))
+        assert not (edges & wall_floor).any()
+
+
+def test_offsets_follow_from_the_instances():
+    for scene in _scenes():
+        ids, off = scene['instance_ids'], scene['offsets']
+        ys, xs = np.mgrid[0:ids.shape[0], 0:ids.shape[1]]
+        for k in np.unique(ids[ids > 0]):
+            on = ids == k
+            # every pixel of an instance points at the same centre, its
+            # pixels' mean position
+            cx, cy = xs[on] + off[on, 0], ys[on] + off[on, 1]
+            np.testing.assert_allclose(cx, xs[on].mean(), atol=1e-3)
+            np.testing.assert_allclose(cy, ys[on].mean(), atol=1e-3)
+        assert np.isnan(off[ids == 0]).all()
+        # objects are the classes sphere, box, panel
+        assert (scene['semseg'][ids > 0] >= 2).all()

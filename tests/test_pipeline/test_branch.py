@@ -87,7 +87,8 @@ class Recorder:
         stages, skipped = [], set()
         for line in self.lines:
             if line.startswith('[branch] stage'):
-                stages.append(line.split(': ', 1)[1])
+                # '[branch] stage k of N: NAME | elapsed ... | ...'
+                stages.append(line.split(': ', 1)[1].split(' | ')[0])
             elif line.endswith('done earlier, skipped'):
                 skipped.add(line.strip().split(':')[0])
         return [s for s in stages if s not in skipped]
@@ -98,7 +99,8 @@ def job(cfg, work_dir, log, **kwargs):
     return BranchJob(cfg, str(work_dir), log=log, **kwargs)
 
 
-def test_end_to_end_resume_at_every_boundary_and_invalidation(tmp_path):
+def test_end_to_end_resume_at_every_boundary_and_invalidation(tmp_path,
+                                                             capfd):
     cfg = write_config(tmp_path)
     wd = tmp_path / 'wd'
     names = job(cfg, wd, print).stages()
@@ -116,6 +118,19 @@ def test_end_to_end_resume_at_every_boundary_and_invalidation(tmp_path):
     rec = Recorder()
     results = job(cfg, wd, rec).run()
     assert rec.ran() == ['report']
+    # the console has the progress lines only: the training runs' log lines
+    # and the tree tool's tables stay in the work dir
+    out = capfd.readouterr().out
+    assert 'Iter(train)' not in out and 'Iter(val)' not in out
+    assert 'clustering' not in out
+    assert 'Iter(train)' in open(glob.glob(osp.join(
+        wd, 'single_task', 'sum', '2*', '2*.log'))[0]).read()
+    assert 'clustering' in (wd / 'tree' / 'build_tree.txt').read_text()
+    assert all(' | elapsed ' in line for line in rec.lines
+               if line.startswith('[branch] stage'))
+    times = json.loads((wd / 'stage_times.json').read_text())
+    assert times['stages']['report']['skipped'] is False
+    assert times['stages']['branched']['skipped'] is True
 
     report = (wd / 'report.md').read_text()
     for section in ('## Results', '## The chosen tree', '## Task affinity',

@@ -1,0 +1,124 @@
+"""FLOPs of a tree without building it, from mmengine's complexity analysis.
+
+A block's copies all see the same input, so a tree's FLOPs per image are
+
+    sum over blocks l of (groups at l) x FLOPs(one copy of block l) + heads,
+
+the same sum as its parameters (:func:`count_tree_params`). The per-block
+and head FLOPs come from one trace of the all-shared network with mmengine's
+:class:`~mmengine.analysis.FlopAnalyzer` at the config's input size, so a
+tree's count equals mmengine's count of the built tree. mmengine counts one
+multiply-add as one FLOP (as ``get_model_complexity_info`` and our reports
+do).
+"""
+import copy
+import logging
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from .branches import Branches, count_tree_params
+
+__all__ = ['tree_flops_info', 'count_tree_flops', 'parse_input_shape',
+           'config_input_shape']
+
+
+def parse_input_shape(text: Any) -> Tuple[int, ...]:
+    """``'3,224,224'`` (or ``3x224x224``, a sequence) -> (C, H, W).
+
+    Raises:
+        ValueError: naming the text when it is not three whole numbers > 0.
+    """
+    if isinstance(text, str):
+        parts = text.replace('x', ',').replace(' ', '').split(',')
+    else:
+        parts = list(text) if isinstance(text, (list, tuple)) else [text]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except (TypeError, ValueError):
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f'input shape must be C,H,W (three whole numbers '
+                         f'> 0, e.g. 3,256,512), got {text!r}')
+    return shape
+
+
+def config_input_shape(cfg) -> Tuple[int, ...]:
+    """(C, H, W) of one test image of the config, as the test pipeline
+    gives it to the model (the shape the report's FLOPs are counted at).
+
+    Raises:
+        ValueError: when the test set cannot be read (give the shape).
+    """
+    from branched_mtl.registry import DATASETS, build_stock
+    try:
+        dataset = build_stock(copy.deepcopy(cfg.test_dataloader.dataset),
+                              DATASETS)
+        inputs = dataset[0]['inputs']
+    except Exception as e:  # any reason the data is not there
+        raise ValueError(
+            f'the input size for FLOPs is read from the config\'s first test '
+            f'image, which could not be loaded ({type(e).__name__}: '
+            f'{str(e)[:200]}); give it as C,H,W (--input-shape)') from None
+    return tuple(int(s) for s in inputs.shape)
+
+
+def tree_flops_info(model_cfg: dict,
+                    input_shape: Sequence[int]) -> Dict[str, Any]:
+    """Per-block and head FLOPs of a ``BranchedMultiTaskModel`` config.
+
+    Builds the all-shared network (whatever tree the config holds) and
+    traces one image of ``input_shape`` through it.
+
+    Args:
+        model_cfg: The config's ``model`` dict.
+        input_shape: (C, H, W) of one image after the data preprocessor.
+
+    Returns:
+        dict with ``block_names``, ``block_flops`` (one copy of each block),
+        ``head_flops`` (every task's neck and head together), ``total`` (the
+        all-shared network) and ``input_shape``.
+    """
+    import torch
+    from mmengine.analysis import FlopAnalyzer
+    from mmengine.logging import MMLogger
+
+    from branched_mtl.registry import MODELS
+    shape = parse_input_shape(input_shape)
+    cfg = copy.deepcopy(dict(model_cfg))
+    cfg['encoder'] = dict(cfg['encoder'], branches=None)
+    model = MODELS.build(cfg)
+    model.eval()
+    # the analyzer warns about every op it does not count (batch norm,
+    # pooling): the totals are what mmengine's complexity analysis gives
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with torch.no_grad():
+            analyzer = FlopAnalyzer(model, (torch.zeros(1, *shape), ))
+            analyzer.unsupported_ops_warnings(False)
+            analyzer.uncalled_modules_warnings(False)
+            total = int(analyzer.total())
+            blocks = [int(analyzer.total(f'encoder.nodes.{b}.0'))
+                      for b in range(model.encoder.num_blocks)]
+    finally:
+        logger.setLevel(level)
+    return dict(block_names=list(model.encoder.block_names),
+                block_flops=blocks, head_flops=total - sum(blocks),
+                total=total, input_shape=list(shape))
+
+
+def count_tree_flops(branches: Branches, block_flops: Sequence[int],
+                     head_flops: int = 0) -> int:
+    """FLOPs per image of a tree: each block's FLOPs times its copies, plus
+    the heads (:func:`count_tree_params`' sum with FLOPs)."""
+    return count_tree_params(branches, block_flops, head_flops)
+
+
+def format_flops(value: Optional[float]) -> str:
+    """1.23G / 456.7M / 12.3K FLOPs for messages."""
+    if value is None:
+        return '-'
+    for unit, size in (('G', 1e9), ('M', 1e6), ('K', 1e3)):
+        if abs(value) >= size:
+            return f'{value / size:.4g}{unit}FLOPs'
+    return f'{value:.0f}FLOPs'

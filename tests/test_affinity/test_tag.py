@@ -1,0 +1,244 @@
+"""TAG's lookahead affinity (branched_mtl.affinity.tag): mapping, file,
+TAG's selection, tools/build_tree.py --tag-groups, and tools/branch.py
+--affinity tag end to end."""
+import importlib.util
+import itertools
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+from conftest import MULTIDIGITS, ROOT
+from mmengine.config import Config
+
+from branched_mtl.affinity import load_affinity
+from branched_mtl.affinity.tag import (SINGLETON_SCORE, load_tag_affinity,
+                                       lookahead_affinity, save_tag_affinity,
+                                       select_tag_groups,
+                                       tag_groups_to_branches)
+from branched_mtl.tree import validate_branches
+
+BASE = osp.join(MULTIDIGITS, 'resnet18-thin_all-shared_multidigits.py')
+TASKS = ['left', 'right', 'left_parity', 'right_parity', 'sum']
+LAYERS = ['stem', 'layer1', 'layer2', 'layer3', 'layer4']
+
+
+def _tool(name):
+    spec = importlib.util.spec_from_file_location(
+        f'{name}_tool', osp.join(ROOT, 'tools', f'{name}.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def family_z(tasks=TASKS, num_layers=5, seed=0):
+    """Digits help their own parity; the sum helps nobody; deeper splits
+    move losses more (larger |Z|)."""
+    fam = {'left': 0, 'left_parity': 0, 'right': 1, 'right_parity': 1,
+           'sum': 2}
+    f = np.array([fam[t] for t in tasks])
+    rng = np.random.default_rng(seed)
+    out = []
+    for l in range(num_layers):
+        z = np.where(f[:, None] == f[None, :], 0.02, -0.005) * (l + 1)
+        z = z + rng.normal(0, 1e-4, z.shape)
+        out.append(z)
+    return np.stack(out)
+
+
+# ------------------------------------------------------------ the mapping
+def test_lookahead_affinity_symmetrises_and_scales_each_split():
+    z = family_z()
+    a, scale = lookahead_affinity(z)
+    sym = (z + z.transpose(0, 2, 1)) / 2
+    off = ~np.eye(5, dtype=bool)
+    np.testing.assert_allclose(a, a.transpose(0, 2, 1))
+    np.testing.assert_allclose(scale, np.abs(sym[:, off]).max(axis=1))
+    np.testing.assert_allclose(a[:, off], (sym / scale[:, None, None])[
+        :, off])
+    assert (np.diagonal(a, axis1=1, axis2=2) == 1).all()
+    # per split: every split spans [-1, 1] though raw Z grows with depth
+    np.testing.assert_allclose(np.abs(a[:, off]).max(axis=1), 1.0)
+    # sign kept: the sum's negative transfer is a distance above 1
+    assert (a[:, TASKS.index('sum'), TASKS.index('left')] < 0).all()
+    # the order of the task pairs is the order of S
+    assert (np.argsort(a[2][off]) == np.argsort(sym[2][off])).all()
+
+
+def test_lookahead_affinity_edge_cases():
+    a, scale = lookahead_affinity(np.zeros((2, 3, 3)))
+    assert (scale == 0).all()
+    np.testing.assert_array_equal(a[0], np.eye(3))
+    with pytest.raises(ValueError, match='non-finite'):
+        lookahead_affinity(np.full((1, 2, 2), np.nan))
+    with pytest.raises(ValueError, match='shape'):
+        lookahead_affinity(np.zeros((2, 3)))
+
+
+def test_file_round_trip_and_build_tree(tmp_path):
+    z = family_z()
+    path = tmp_path / 'tag.json'
+    counts = np.full(z.shape, 7)
+    a = save_tag_affinity(path, TASKS, LAYERS, z, counts, dict(interval=10))
+    doc = load_tag_affinity(path)
+    assert doc['method'] == 'tag' and doc['tasks'] == TASKS
+    np.testing.assert_allclose(doc['affinity'], a)
+    np.testing.assert_allclose(doc['lookahead'], z)
+    assert doc['meta']['interval'] == 10
+    assert doc['meta']['counts'] == counts.tolist()
+
+    out = tmp_path / 'tree.py'
+    assert _tool('build_tree').main([str(path), BASE, '--alpha', '0.01',
+                                     '--out', str(out), '--no-draw']) == 0
+    branches = Config.fromfile(str(out)).model.encoder.branches
+    # the families: one branch each at the deepest block
+    fams = sorted(sorted(g) for g in branches[-1])
+    assert fams == [['left', 'left_parity'], ['right', 'right_parity'],
+                    ['sum']]
+
+
+def test_unmeasured_pair_is_refused(tmp_path):
+    z = family_z()
+    counts = np.ones(z.shape, dtype=int)
+    counts[3, 1, 4] = 0
+    with pytest.raises(ValueError, match="'sum' after a step of task "
+                       "'right' at split 'layer3'"):
+        save_tag_affinity(tmp_path / 'x.json', TASKS, LAYERS, z, counts, {})
+
+
+# ------------------------------------------------------------ TAG's selection
+def naive_selection(z, k, disjoint=False):
+    """TAG's objective written out loop by loop (the reference)."""
+    n = len(z)
+    groups = [g for m in range(1, n + 1)
+              for g in itertools.combinations(range(n), m)]
+
+    def score(t, g):
+        if len(g) == 1:
+            return SINGLETON_SCORE
+        return sum(z[s, t] for s in g if s != t) / (len(g) - 1)
+
+    best = None
+    for m in range(1, k + 1):
+        for sets in itertools.combinations(groups, m):
+            if set().union(*sets) != set(range(n)):
+                continue
+            if disjoint and sum(len(g) for g in sets) != n:
+                continue
+            value = np.mean([max(score(t, g) for g in sets if t in g)
+                             for t in range(n)])
+            if best is None or value > best[0] + 1e-12:
+                best = (value, sets)
+    return best
+
+
+@pytest.mark.parametrize('seed', range(4))
+@pytest.mark.parametrize('k', [1, 2, 3])
+def test_selection_matches_the_objective(seed, k):
+    rng = np.random.default_rng(seed)
+    tasks = list('abcd')
+    z = rng.normal(0, 1, (4, 4))
+    for disjoint in (False, True):
+        sel = select_tag_groups(z, tasks, k, disjoint=disjoint)
+        value, sets = naive_selection(z, k, disjoint)
+        assert sel['score'] == pytest.approx(value)
+        assert len(sel['groups']) <= k
+        assert sorted(sorted(g) for g in sel['groups']) == sorted(
+            sorted(tasks[i] for i in g) for g in sets)
+
+
+def test_selection_known_answer_and_serving():
+    tasks = ['a', 'b', 'c', 'd']
+    z = np.full((4, 4), -0.5)
+    z[0, 1] = z[1, 0] = 1.0  # a, b help each other
+    z[2, 3] = z[3, 2] = 1.0  # c, d too
+    np.fill_diagonal(z, 2.0)  # self-affinity never counts
+    assert select_tag_groups(z, tasks, 1)['groups'] == [tasks]
+    sel = select_tag_groups(z, tasks, 2)
+    assert sorted(sel['groups']) == [['a', 'b'], ['c', 'd']]
+    assert sel['score'] == pytest.approx(1.0)
+    # overlapping groups: b helps a and c; a and c hurt each other
+    tasks = ['a', 'b', 'c']
+    z = np.array([[0, 0.2, -1.0], [1.0, 0, 0.8], [-1.0, 0.1, 0]])
+    sel = select_tag_groups(z, tasks, 2)
+    assert sorted(sel['groups']) == [['a', 'b'], ['b', 'c']]
+    g_ab = sel['groups'].index(['a', 'b'])
+    g_bc = sel['groups'].index(['b', 'c'])
+    # a gets 1.0 from b; c gets 0.8; b gets 0.2 from a but 0.1 from c
+    assert sel['serving'] == {'a': g_ab, 'b': g_ab, 'c': g_bc}
+    tree = tag_groups_to_branches(sel, tasks, 3)
+    assert tree == [[['a', 'b'], ['c']]] * 3
+    validate_branches(tree, tasks, 3)
+    with pytest.raises(ValueError, match='k must be'):
+        select_tag_groups(z, tasks, 0)
+
+
+def test_build_tree_tag_groups(tmp_path, capsys):
+    path = tmp_path / 'tag.json'
+    save_tag_affinity(path, TASKS, LAYERS, family_z(), np.ones((5, 5, 5)),
+                      {})
+    out = tmp_path / 'tag_tree.py'
+    tool = _tool('build_tree')
+    assert tool.main([str(path), BASE, '--tag-groups', '3', '--out',
+                      str(out), '--no-draw', '--input-shape', '3,32,64']) == 0
+    printed = capsys.readouterr().out
+    branches = Config.fromfile(str(out)).model.encoder.branches
+    # separate networks from the input: the same partition at every block
+    assert all(p == branches[0] for p in branches)
+    assert sorted(sorted(g) for g in branches[0]) == [
+        ['left', 'left_parity'], ['right', 'right_parity'], ['sum']]
+    assert 'network' in printed and 'FLOPs per 3x32x64 image' in printed
+    # an affinity of another method has no directional Z
+    rsa = tmp_path / 'rsa.json'
+    doc = json.loads(path.read_text())
+    doc['method'] = 'rsa'
+    rsa.write_text(json.dumps(doc))
+    assert tool.main([str(rsa), BASE, '--tag-groups', '2', '--out',
+                      str(out), '--no-draw']) == 2
+    assert "method 'tag'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool.main([str(path), BASE, '--tag-groups', '2', '--alpha', '1',
+                   '--out', str(out)])
+
+
+# ------------------------------------------------------------ the main job
+def test_branch_tool_tag_end_to_end_with_a_flops_budget(tmp_path):
+    """tools/branch.py --affinity tag on the pipeline tests' tiny config,
+    with a FLOPs budget: the TAG run, its affinity file, a tree within
+    the budget, and the report."""
+    from test_pipeline.test_branch import write_config
+    cfg = write_config(tmp_path, "\nbranch = dict(random_trees=0, probe="
+                       "dict(dataset='val', num_samples=8), tag=dict("
+                       "interval=2))\n")
+    from branched_mtl.tree.flops import count_tree_flops, tree_flops_info
+    info = tree_flops_info(Config.fromfile(cfg).model.to_dict(), (3, 32, 64))
+    num_blocks = len(info['block_flops'])
+    shared = count_tree_flops([[['left', 'left_parity', 'sum']]] * num_blocks,
+                              info['block_flops'], info['head_flops'])
+    # room for one more copy of the last block, not of two
+    budget = shared + info['block_flops'][-1] + 10
+    wd = tmp_path / 'wd'
+    code = _tool('branch').main([cfg, '--work-dir', str(wd), '--affinity',
+                                 'tag', '--budget', f'{budget}FLOPs'])
+    assert code == 0
+    doc = load_affinity(wd / 'affinity' / 'affinity.json')
+    assert doc['method'] == 'tag' and doc['layers'] == LAYERS
+    meta = doc['meta']
+    assert meta['measurements'] == 2 and meta['run_iters'] == 4
+    assert meta['seconds'] > 0 and meta['run_wall_seconds'] >= meta[
+        'seconds']
+    tree = json.loads((wd / 'stages' / 'tree.json').read_text())['result']
+    flops = count_tree_flops(tree['branches'], info['block_flops'],
+                             info['head_flops'])
+    assert shared <= flops <= budget
+    assert [len(p) for p in tree['branches']][:-1] == [1] * (num_blocks - 1)
+    assert 'tag' in (wd / 'report.md').read_text()
+
+
+def test_selection_refuses_searches_too_large():
+    with pytest.raises(ValueError, match='would evaluate'):
+        select_tag_groups(np.zeros((12, 12)), [f't{i}' for i in range(12)],
+                          3)
+    with pytest.raises(ValueError, match='40 tasks are too many'):
+        select_tag_groups(np.zeros((40, 40)), [f't{i}' for i in range(40)],
+                          1)
