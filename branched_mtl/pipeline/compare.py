@@ -1,0 +1,841 @@
+"""Every way of deciding what layers to share, side by side on one config
+(``tools/analysis/compare_methods.py``).
+
+Per seed ``s`` (``<work_dir>/seed_<s>/``):
+
+- ``single_task/<task>/`` and ``all_shared/``: trained once by a
+  :class:`BranchJob` on the seed folder (the main job's stages, records in
+  ``stages/``); every method below reuses them;
+- ``rsa/``, ``tournament/``, ``tag/``: the main job with that affinity
+  (:class:`MethodJob`: a :class:`BranchJob` whose single-task and all-shared
+  stages are the shared ones), its tree and ``R`` random trees of the
+  tree's size;
+- ``ltb/``: ``projects/learning_to_branch/tools/search.py`` (subprocess),
+  then its tree and ``R`` random trees of its size retrained like the
+  others;
+- ``adashare/``: ``projects/adashare/tools/search.py`` (subprocess), then
+  the derived network retrained like the others.
+
+Every model trains with the config's schedule and seed, keeps its best
+probe checkpoint by MultiTaskMetric's ``score`` (Δm against the single-task
+models' best probe values for multi-task models) and reads the test split
+once: the main job's ``_train_and_test``. A finished method (its record in
+``seed_<s>/compare/stages/`` with the same inputs) is not rerun; a method
+that fails is recorded with its reason and the others go on.
+
+Search cost, per method and seed (``seed_<s>/compare/cost.json``): wall
+seconds and the process's CPU seconds (``getrusage`` of this process and its
+waited-for children) of the stages that decide the architecture: the
+single-task models + affinity + tree search for RSA and the tournament
+(+ the recombination sweep), the TAG run + tree search for TAG, the
+supergraph / policy search for Learning to Branch and AdaShare.
+"""
+import contextlib
+import copy
+import json
+import math
+import os
+import os.path as osp
+import resource
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+from mmengine.config import Config
+
+from branched_mtl.evaluation import delta_m
+from branched_mtl.tree import random_tree_like, validate_branches
+from branched_mtl.tree.budget import is_flops_budget, parse_size_budget
+from branched_mtl.utils import (UserError, dump_json_atomic,
+                                write_text_atomic)
+from branched_mtl.utils.lock import WorkDirLock
+from branched_mtl.utils.package import PACKAGE_DIR
+from .branch import BranchJob, config_text
+from .measure import input_shape, measure_model
+from .report import primary_keys
+from .stages import StageBook, fingerprint
+
+AFFINITY = ('rsa', 'tournament', 'tag')
+METHODS = ('single_task', 'all_shared') + AFFINITY + ('ltb', 'adashare')
+LABELS = dict(single_task='single-task', all_shared='all-shared',
+              rsa='RSA tree', tournament='tournament tree', tag='TAG tree',
+              ltb='Learning to Branch', adashare='AdaShare')
+# the search settings of the projects: kept out of the config the models
+# train with, so that changing them reruns only that project's method
+SEARCH_KEYS = dict(ltb='ltb', adashare='adashare')
+SHARED_STAGES = ('single_task', 'all_shared')
+
+
+def checkout_root() -> str:
+    """The checkout that holds ``projects/`` (the projects are not part of
+    the installed package)."""
+    return osp.dirname(PACKAGE_DIR)
+
+
+def project_tool(name: str) -> str:
+    """``projects/<name>/tools/search.py`` of the checkout.
+
+    Raises:
+        UserError: when the checkout has no such project.
+    """
+    path = osp.join(checkout_root(), 'projects', name, 'tools', 'search.py')
+    if not osp.isfile(path):
+        raise UserError(f'{path} not found: the {name} project lives in the '
+                        'branched_mtl checkout (projects/), not in an '
+                        'installed package')
+    return path
+
+
+# ---------------------------------------------------------------- cost
+def _rusage_cpu() -> float:
+    """CPU seconds (user + system) of this process and of its children that
+    ended and were waited for (subprocesses, data loader workers)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        use = resource.getrusage(who)
+        total += use.ru_utime + use.ru_stime
+    return total
+
+
+def _device() -> str:
+    import torch
+    if torch.cuda.is_available():
+        return f'GPU ({torch.cuda.get_device_name(0)})'
+    return f'CPU ({torch.get_num_threads()} threads)'
+
+
+class CostBook:
+    """Wall and CPU seconds of the stages that decide an architecture, in
+    ``<folder>/cost.json`` (written atomically after each measured stage).
+
+    Args:
+        folder: Where ``cost.json`` lives.
+    """
+
+    def __init__(self, folder: str) -> None:
+        self.path = osp.join(folder, 'cost.json')
+        self.parts: Dict[str, Dict[str, Any]] = {}
+        if osp.isfile(self.path):
+            with open(self.path) as f:
+                self.parts = json.load(f)
+
+    @contextlib.contextmanager
+    def measure(self, key: str) -> Iterator[None]:
+        """Record the block's wall and CPU seconds as part ``key`` (only
+        when it finishes: a failed stage leaves the earlier record)."""
+        wall, cpu = time.perf_counter(), _rusage_cpu()
+        yield
+        wall, cpu = time.perf_counter() - wall, _rusage_cpu() - cpu
+        device = _device()
+        part = dict(wall_s=wall, cpu_s=cpu, device=device)
+        if device.startswith('GPU'):
+            # one device per run here (launcher none)
+            part['gpu_s'] = wall
+        self.parts[key] = part
+        dump_json_atomic(self.parts, self.path)
+
+    def total(self, keys: Sequence[str]) -> Dict[str, Any]:
+        """The sum over ``keys``; ``missing`` names parts never measured
+        (e.g. a stage finished by an older run)."""
+        have = [self.parts[k] for k in keys if k in self.parts]
+        return dict(
+            wall_s=sum(p['wall_s'] for p in have),
+            cpu_s=sum(p['cpu_s'] for p in have),
+            gpu_s=sum(p.get('gpu_s', 0.0) for p in have),
+            devices=sorted({p['device'] for p in have}),
+            parts=list(keys),
+            missing=[k for k in keys if k not in self.parts])
+
+
+class _NoProgress:
+    """The shared job's stages run outside its own ``run()``: no progress
+    display (each method logs its own line)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+class MethodJob(BranchJob):
+    """The main job with one affinity method, whose single-task and
+    all-shared stages are those of ``shared`` (same config and seed, so the
+    same models: trained once per seed for every method).
+
+    Args:
+        shared: The seed's :class:`BranchJob` that owns the single-task and
+            all-shared models.
+        costs: Where the affinity and tree stages' cost goes.
+        **kwargs: :class:`BranchJob`'s arguments.
+    """
+
+    def __init__(self, shared: BranchJob, costs: CostBook,
+                 *args: Any, **kwargs: Any) -> None:
+        self.shared = shared
+        self.costs = costs
+        super().__init__(*args, **kwargs)
+
+    def _dir(self, *parts: str) -> str:
+        # the affinity readers (RSA probes, the sweep's --single-task-dir)
+        # find the shared single-task models here
+        if parts and parts[0] in SHARED_STAGES:
+            return self.shared._dir(*parts)
+        return super()._dir(*parts)
+
+    def _train_and_test(self, name: str, cfg: Config, folder: str,
+                        fp: str, extra: Optional[dict] = None) -> dict:
+        if name.split('/')[0] in SHARED_STAGES:
+            return self.shared._train_and_test(name, cfg, folder, fp, extra)
+        return super()._train_and_test(name, cfg, folder, fp, extra)
+
+    def _affinity(self, fp: str) -> str:
+        if self.book.done('affinity', fp) is not None and osp.isfile(
+                self._dir('affinity', 'affinity.json')):
+            return super()._affinity(fp)
+        with self.costs.measure(f'{self.affinity_method}/affinity'):
+            return super()._affinity(fp)
+
+    def _tree(self, fp: str, affinity_path: str) -> dict:
+        if self.book.done('tree', fp) is not None and osp.isfile(
+                self._dir('tree', 'branched.py')):
+            return super()._tree(fp, affinity_path)
+        with self.costs.measure(f'{self.affinity_method}/tree'):
+            return super()._tree(fp, affinity_path)
+
+
+def _run_tool(cmd: List[str], folder: str) -> None:
+    """A project's search tool, its output in ``<folder>/console.log``.
+
+    Raises:
+        UserError: with the end of its output when it fails.
+    """
+    os.makedirs(folder, exist_ok=True)
+    log = osp.join(folder, 'console.log')
+    with open(log, 'ab') as out:
+        code = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT,
+                              cwd=checkout_root()).returncode
+    if code != 0:
+        with open(log, 'rb') as f:
+            tail = f.read().decode(errors='replace').strip().splitlines()
+        last = [line for line in tail if line.strip()][-3:]
+        raise UserError(f'`{osp.relpath(cmd[1], checkout_root())}` failed '
+                        f'(exit {code}): ' + ' / '.join(last) +
+                        f' (all of it in {log})')
+
+
+class Comparison:
+    """Runs every method on one config over seeds and writes the table.
+
+    Args:
+        config: The multi-task config (a ``BranchedMultiTaskModel`` with a
+            ``BranchedEncoder``; ``ltb = dict(...)`` and ``adashare =
+            dict(...)`` in it are the projects' search settings).
+        work_dir: Where everything is written.
+        seeds: The seeds, e.g. ``[0, 1, 2]``.
+        budget: Size of the trees: parameters (``25M``, ``60%`` of the
+            single-task models together) or FLOPs per image
+            (``3.5GFLOPs``); Learning to Branch gets it as its budget,
+            AdaShare as its size target.
+        alpha: Complexity weight of the affinity trees instead of a budget.
+        methods: Subset of :data:`METHODS` (the single-task models always
+            train: they are every Δm's reference).
+        random_trees: Random trees of each tree's size.
+        cfg_options: Overrides merged into the config.
+        log: Where progress lines go.
+    """
+
+    def __init__(self, config: str, work_dir: str, seeds: Sequence[int],
+                 budget: Any = None, alpha: Optional[float] = None,
+                 methods: Optional[Sequence[str]] = None,
+                 random_trees: int = 1,
+                 cfg_options: Optional[dict] = None,
+                 log: Callable[[str], None] = print) -> None:
+        if not osp.isfile(config):
+            raise UserError(f'config file not found: {config}')
+        self.work_dir = osp.abspath(work_dir)
+        self.seeds = list(seeds)
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise UserError(f'seeds must be distinct and non-empty, got '
+                            f'{self.seeds}')
+        methods = list(methods or METHODS)
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown:
+            raise UserError(f'--methods: unknown method(s) {unknown}; known: '
+                            f'{", ".join(METHODS)}')
+        # the reference of every Δm
+        self.methods = [m for m in METHODS
+                        if m in methods or m == 'single_task']
+        if budget is None and alpha is None:
+            raise UserError('give --budget (or --alpha for the affinity '
+                            'trees)')
+        if isinstance(random_trees, bool) or not isinstance(
+                random_trees, int) or random_trees < 0:
+            raise UserError(f'--random-trees must be a whole number >= 0, '
+                            f'got {random_trees!r}')
+        self.budget_text, self.alpha = budget, alpha
+        self.random_trees = random_trees
+        self.log = log
+        cfg = Config.fromfile(config)
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
+        self.search_settings = {
+            m: cfg.pop(key).to_dict() if hasattr(cfg.get(key), 'to_dict')
+            else cfg.pop(key, None)
+            for m, key in SEARCH_KEYS.items()}
+        self.cfg = cfg
+        self.source = osp.abspath(config)
+        self.config = osp.join(self.work_dir, 'config.py')
+
+    # ------------------------------------------------------------ setup
+    def _write_configs(self) -> None:
+        """``config.py``: the config every model trains with (the given
+        one with --cfg-options, without the projects' search settings);
+        ``<project>_config.py``: it plus that project's settings."""
+        os.makedirs(self.work_dir, exist_ok=True)
+        self._dump(self.cfg, self.config)
+        for method, key in SEARCH_KEYS.items():
+            cfg = copy.deepcopy(self.cfg)
+            if self.search_settings[method] is not None:
+                cfg[key] = self.search_settings[method]
+            self._dump(cfg, osp.join(self.work_dir, f'{method}_config.py'))
+
+    @staticmethod
+    def _dump(cfg: Config, path: str) -> None:
+        text = cfg.pretty_text
+        if osp.isfile(path):
+            with open(path) as f:
+                if f.read() == text:
+                    return  # unchanged: keep the file (and its time)
+        write_text_atomic(text, path)
+
+    def _shared_job(self, seed: int) -> BranchJob:
+        job = BranchJob(self.config, self._seed_dir(seed), alpha=self.alpha,
+                        budget=self.budget_text, random_trees=0, seed=seed,
+                        log=self.log)
+        job._progress = _NoProgress()
+        return job
+
+    def _seed_dir(self, seed: int, *parts: str) -> str:
+        return osp.join(self.work_dir, f'seed_{seed}', *parts)
+
+    # ------------------------------------------------------------ run
+    def run(self) -> Dict[str, Any]:
+        """Run (or resume) every method for every seed; write
+        ``comparison.json``, ``comparison.md`` and ``comparison.png``.
+
+        Returns:
+            The summary (``comparison.json``).
+        """
+        with WorkDirLock(self.work_dir, option='--work-dir'):
+            self._write_configs()
+            # every seed's inputs checked before anything trains
+            shared = {s: self._shared_job(s) for s in self.seeds}
+            per_seed = {}
+            for i, seed in enumerate(self.seeds):
+                self.log(f'[compare] seed {seed} ({i + 1} of '
+                         f'{len(self.seeds)})')
+                per_seed[seed] = self._run_seed(shared[seed])
+            summary = summarise(per_seed, self.methods, shared[
+                self.seeds[0]], self.random_trees)
+            summary.update(config=self.source, work_dir=self.work_dir,
+                           budget=self.budget_text, alpha=self.alpha,
+                           seeds=self.seeds)
+            dump_json_atomic(dict(summary, per_seed=per_seed),
+                             osp.join(self.work_dir, 'comparison.json'))
+            png = osp.join(self.work_dir, 'comparison.png')
+            plot_comparison(summary, png)
+            text = comparison_markdown(summary, png)
+            write_text_atomic(text,
+                              osp.join(self.work_dir, 'comparison.md'))
+            self.log(text)
+            self.log(f'[compare] {osp.join(self.work_dir, "comparison.md")}')
+            return summary
+
+    def _run_seed(self, shared: BranchJob) -> Dict[str, Any]:
+        seed = shared.seed
+        costs = CostBook(self._seed_dir(seed, 'compare'))
+        book = StageBook(self._seed_dir(seed, 'compare'))
+        shape = input_shape(shared.cfg)
+        out: Dict[str, Any] = {}
+        # the references: failures here end the comparison (no Δm without)
+        self.log('[compare] single-task models')
+        for task in shared.tasks:
+            name = f'single_task/{task}'
+            cfg = _single_task_cfg(shared, task)
+            fp = fingerprint('single_task', seed, config_text(cfg))
+            if shared.book.done(name, fp) is None:
+                with costs.measure(name):
+                    shared.results[name] = shared._train_and_test(
+                        name, cfg, shared._dir('single_task', task), fp)
+            else:
+                shared.results[name] = shared.book.done(name, fp)
+        out['single_task'] = self._method(
+            book, 'single_task', seed, lambda: dict(models={
+                f'single_task/{t}': measure_result(
+                    shared.results[f'single_task/{t}'], shape)
+                for t in shared.tasks}, cost=None))
+        if 'all_shared' in self.methods:
+            out['all_shared'] = self._method(
+                book, 'all_shared', seed,
+                lambda: self._all_shared(shared, shape))
+        for method in self.methods:
+            if method in AFFINITY:
+                out[method] = self._method(
+                    book, method, seed,
+                    lambda m=method: self._affinity_method(
+                        shared, m, costs, shape))
+            elif method == 'ltb':
+                out[method] = self._method(
+                    book, method, seed,
+                    lambda: self._ltb(shared, costs, shape))
+            elif method == 'adashare':
+                out[method] = self._method(
+                    book, method, seed,
+                    lambda: self._adashare(shared, costs, shape))
+        return out
+
+    def _inputs(self, method: str, seed: int) -> str:
+        """What a method's result depends on: a changed input reruns it."""
+        settings: List[Any] = []
+        if method in AFFINITY:
+            settings = [self.cfg.get('branch'), self.alpha, self.budget_text,
+                        self.random_trees]
+        elif method in SEARCH_KEYS:
+            settings = [self.search_settings[method], self.budget_text,
+                        self.random_trees]
+        return fingerprint('compare', method, seed, config_text(self.cfg),
+                           *settings)
+
+    def _method(self, book: StageBook, method: str, seed: int,
+                run: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+        """One method of one seed: its record if it finished with these
+        inputs, else run it; a failure is recorded, not raised."""
+        fp = self._inputs(method, seed)
+        done = book.done(method, fp)
+        if done is not None:
+            self.log(f'[compare] {LABELS[method]}: done earlier, skipped')
+            return done
+        self.log(f'[compare] {LABELS[method]}')
+        failed_path = osp.join(self._seed_dir(seed, 'compare'),
+                               'failed', f'{method}.json')
+        try:
+            result = dict(status='done', **run())
+        except Exception as e:  # noqa: B902  (recorded, the rest go on)
+            if method == 'single_task':
+                raise
+            reason = f'{type(e).__name__}: {e}'
+            self.log(f'[compare] {LABELS[method]} FAILED: {reason}')
+            failed = dict(status='failed', reason=reason)
+            dump_json_atomic(failed, failed_path)
+            return failed
+        if osp.isfile(failed_path):
+            os.remove(failed_path)
+        book.finish(method, fp, result)
+        return result
+
+    # ------------------------------------------------------------ methods
+    def _all_shared(self, shared: BranchJob, shape: tuple) -> Dict:
+        from branched_mtl.tree import all_shared
+        cfg = shared._with_tree(None)
+        nb = len(shared.info['block_names'])
+        result = shared._train_and_test(
+            'all_shared', cfg, shared._dir('all_shared'),
+            fingerprint('all_shared', shared.seed, config_text(cfg)),
+            dict(branches=all_shared(shared.tasks, nb)))
+        shared.results['all_shared'] = result
+        return dict(models=dict(all_shared=measure_result(result, shape)),
+                    cost=None)
+
+    def _affinity_method(self, shared: BranchJob, method: str,
+                         costs: CostBook, shape: tuple) -> Dict:
+        job = MethodJob(shared, costs, self.config,
+                        self._seed_dir(shared.seed, method),
+                        affinity=method, alpha=self.alpha,
+                        budget=self.budget_text,
+                        random_trees=self.random_trees, seed=shared.seed,
+                        log=self.log)
+        job.run()
+        models = {'tree': measure_result(job.results['branched'], shape)}
+        for k in range(self.random_trees):
+            models[f'random/{k}'] = measure_result(
+                job.results[f'random/{k}'], shape)
+        # TAG's affinity needs no single-task models
+        keys = ([] if method == 'tag' else
+                [f'single_task/{t}' for t in shared.tasks])
+        keys += [f'{method}/affinity', f'{method}/tree']
+        return dict(models=models, cost=costs.total(keys),
+                    report=osp.join(job.work_dir, 'report.md'))
+
+    def _size_args(self, shared: BranchJob, params: str,
+                   flops: str) -> List[str]:
+        """The budget as a project tool's size option: parameters (a
+        percentage resolved against the single-task models, as the
+        affinity trees read it) or FLOPs per image."""
+        if self.budget_text is None:
+            return []
+        if is_flops_budget(self.budget_text):
+            return [flops, str(parse_size_budget(self.budget_text).value)]
+        return [params, str(int(shared.budget))]
+
+    def _search(self, shared: BranchJob, method: str, project: str,
+                costs: CostBook, extra: List[str], record: str) -> dict:
+        """Run a project's search tool once per seed (kept when done with
+        the same inputs); returns its record."""
+        folder = self._seed_dir(shared.seed, method, 'search')
+        book = StageBook(self._seed_dir(shared.seed, method))
+        fp = fingerprint('search', self._inputs(method, shared.seed), extra)
+        done = book.done('search', fp)
+        if done is not None and osp.isfile(done['record']):
+            with open(done['record']) as f:
+                return json.load(f)
+        if book.stale('search', fp):
+            book.reset('search', folder)
+        cmd = [sys.executable, project_tool(project),
+               osp.join(self.work_dir, f'{method}_config.py'),
+               '--work-dir', folder, '--seed', str(shared.seed)] + extra
+        with costs.measure(f'{method}/search'):
+            _run_tool(cmd, folder)
+        path = osp.join(folder, record)
+        if not osp.isfile(path):
+            raise UserError(f'{project} search left no {path}')
+        book.finish('search', fp, dict(record=path))
+        with open(path) as f:
+            return json.load(f)
+
+    def _ltb(self, shared: BranchJob, costs: CostBook, shape: tuple) -> Dict:
+        size = self._size_args(shared, '--budget', '--flops-budget')
+        record = self._search(shared, 'ltb', 'learning_to_branch', costs,
+                              size, 'search.json')
+        branches = validate_branches(record['branches'], shared.tasks,
+                                     len(shared.info['block_names']))
+        search_fp = fingerprint(record['branches'], size)
+        models = {}
+        cfg = shared._with_tree(branches)
+        models['tree'] = measure_result(shared._train_and_test(
+            'ltb/tree', cfg, self._seed_dir(shared.seed, 'ltb', 'tree'),
+            fingerprint('ltb', search_fp, shared.seed, config_text(cfg)),
+            dict(branches=branches)), shape)
+        # the main job's random trees: same generator, same seed
+        rng = np.random.default_rng(shared.seed)
+        for k in range(self.random_trees):
+            rand = random_tree_like(branches, shared.tasks, rng)
+            cfg = shared._with_tree(rand)
+            models[f'random/{k}'] = measure_result(shared._train_and_test(
+                f'ltb/random/{k}', cfg,
+                self._seed_dir(shared.seed, 'ltb', 'random', str(k)),
+                fingerprint('ltb_random', search_fp, k, shared.seed,
+                            config_text(cfg)), dict(branches=rand)), shape)
+        return dict(models=models, cost=costs.total(['ltb/search']),
+                    search=dict(branches=branches,
+                                record=osp.join(self._seed_dir(
+                                    shared.seed, 'ltb', 'search'),
+                                    'search.json')))
+
+    def _adashare(self, shared: BranchJob, costs: CostBook,
+                  shape: tuple) -> Dict:
+        root = checkout_root()
+        if root not in sys.path:
+            # the derived config imports projects.adashare.adashare
+            sys.path.insert(0, root)
+        size = self._size_args(shared, '--params-target', '--flops-target')
+        record = self._search(shared, 'adashare', 'adashare', costs, size,
+                              'search.json')
+        derived = Config.fromfile(record['config'])
+        cfg = copy.deepcopy(shared.cfg)
+        # only the architecture comes from the search: the schedule, data
+        # and selection rule are those of every other model
+        cfg.model.encoder = derived.model.encoder.to_dict()
+        imports = list((cfg.get('custom_imports') or {}).get('imports', []))
+        for module in (derived.get('custom_imports') or {}).get(
+                'imports', []):
+            if module not in imports:
+                imports.append(module)
+        cfg.custom_imports = dict(imports=imports,
+                                  allow_failed_imports=False)
+        cfg = shared._select_multi_task(cfg)
+        result = shared._train_and_test(
+            'adashare/model', cfg,
+            self._seed_dir(shared.seed, 'adashare', 'model'),
+            fingerprint('adashare', record['policy'], shared.seed,
+                        config_text(cfg)), dict(policy=record['policy']))
+        return dict(models=dict(model=measure_result(result, shape)),
+                    cost=costs.total(['adashare/search']),
+                    search=dict(policy=record['policy'],
+                                size_target_met=record.get(
+                                    'size_target_met')))
+
+
+def _single_task_cfg(job: BranchJob, task: str) -> Config:
+    """The main job's single-task config of ``task`` (the same config, so
+    the same fingerprint, as ``BranchJob`` computes)."""
+    from branched_mtl.apis import add_affinity_hook, single_task_config
+    from .selection import set_selection
+    return set_selection(add_affinity_hook(
+        single_task_config(job.cfg, task), **job._probe()))
+
+
+def measure_result(result: Dict[str, Any], shape: tuple) -> Dict[str, Any]:
+    """A trained model's test metrics, parameters, FLOPs (mmengine's
+    complexity analysis) and measured CPU throughput."""
+    cfg = Config.fromfile(result['config'])
+    if cfg.get('custom_imports'):
+        from mmengine.utils import import_modules_from_strings
+        import_modules_from_strings(**cfg.custom_imports)
+    size = measure_model(cfg, result['checkpoint'], shape)
+    return dict(metrics=dict(result['metrics']), config=result['config'],
+                checkpoint=result['checkpoint'],
+                branches=result.get('branches'), **size)
+
+
+# ---------------------------------------------------------------- summary
+def _ms(values: Sequence[float]) -> Dict[str, float]:
+    arr = np.asarray(values, float)
+    # sample std (ddof=1): the spread of the seeds
+    return dict(mean=float(arr.mean()),
+                std=float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+                n=int(len(arr)))
+
+
+def _delta_m(metrics: dict, reference: dict, lower: list) -> float:
+    try:
+        return delta_m(metrics, reference, lower)
+    except ValueError:  # a reference of 0: Δm undefined
+        return float('nan')
+
+
+def summarise(per_seed: Dict[int, Dict[str, Any]], methods: Sequence[str],
+              job: BranchJob, random_trees: int) -> Dict[str, Any]:
+    """Mean and std over seeds of each row: the methods' models and the
+    mean of each tree's random trees.
+
+    Args:
+        per_seed: ``{seed: {method: record}}`` of :class:`Comparison`.
+        methods: The methods run.
+        job: A seed's shared job (tasks, evaluator settings).
+        random_trees: R.
+
+    Returns:
+        ``tasks``, ``keys`` (each task's primary metric), ``rows`` (label,
+        method, per-seed values and mean/std of every column) and
+        ``failed`` ({method: {seed: reason}}).
+    """
+    tasks = job.tasks
+    primary = dict(job.cfg.get('test_evaluator', {}).get('primary') or {})
+    lower_tasks = list(job.cfg.get('test_evaluator', {}).get(
+        'lower_is_better', []) or [])
+    first = per_seed[next(iter(per_seed))]['single_task']['models']
+    keys: Dict[str, str] = {}
+    for t in tasks:
+        keys.update(primary_keys(first[f'single_task/{t}']['metrics'], [t],
+                                 primary))
+    lower = [keys[t] for t in lower_tasks if t in keys]
+    rows: List[Dict[str, Any]] = []
+    failed: Dict[str, Dict[str, str]] = {}
+
+    def values_of(seed_models: Dict[int, List[dict]], reference: Dict[
+            int, dict], combine: bool = False) -> Dict[str, List[float]]:
+        """Per seed: the mean over that seed's models (R random trees) or,
+        with ``combine``, the single-task models side by side."""
+        vals: Dict[str, List[float]] = {k: [] for k in (
+            'delta_m', 'params', 'flops', 'images_per_s',
+            *[keys[t] for t in tasks])}
+        for seed, models in seed_models.items():
+            if combine:
+                by = {m['task']: m for m in models}
+                metrics = {keys[t]: by[t]['metrics'][keys[t]] for t in tasks}
+                vals['params'].append(sum(m['params'] for m in models))
+                vals['flops'].append(sum(m['flops'] for m in models))
+                # all of them on each image
+                vals['images_per_s'].append(
+                    1.0 / sum(1.0 / m['images_per_s'] for m in models))
+                vals['delta_m'].append(0.0)
+                for k, v in metrics.items():
+                    vals[k].append(float(v))
+                continue
+            ms = [{keys[t]: float(m['metrics'][keys[t]]) for t in tasks}
+                  for m in models]
+            for k in (keys[t] for t in tasks):
+                vals[k].append(float(np.mean([m[k] for m in ms])))
+            vals['delta_m'].append(float(np.mean(
+                [_delta_m(m, reference[seed], lower) for m in ms])))
+            for k in ('params', 'flops', 'images_per_s'):
+                vals[k].append(float(np.mean([m[k] for m in models])))
+        return vals
+
+    reference = {}
+    for seed, rec in per_seed.items():
+        models = rec['single_task']['models']
+        reference[seed] = {keys[t]: float(models[f'single_task/{t}'][
+            'metrics'][keys[t]]) for t in tasks}
+
+    def add_row(label: str, method: str, kind: str,
+                seed_models: Dict[int, List[dict]], cost: Dict[int, Any],
+                combine: bool = False) -> None:
+        if not seed_models:
+            return
+        vals = values_of(seed_models, reference, combine)
+        row = dict(label=label, method=method, kind=kind,
+                   seeds=sorted(seed_models), values=vals,
+                   stats={k: _ms(v) for k, v in vals.items()})
+        if cost:
+            row['cost'] = {seed: c for seed, c in cost.items()}
+            row['stats'].update(
+                search_wall_s=_ms([c['wall_s'] for c in cost.values()]),
+                search_cpu_s=_ms([c['cpu_s'] for c in cost.values()]),
+                search_gpu_s=_ms([c['gpu_s'] for c in cost.values()]))
+            row['cost_missing'] = sorted({m for c in cost.values()
+                                          for m in c['missing']})
+            row['devices'] = sorted({d for c in cost.values()
+                                     for d in c['devices']})
+        rows.append(row)
+
+    for method in methods:
+        ok = {s: rec[method] for s, rec in per_seed.items()
+              if rec.get(method, {}).get('status') == 'done'}
+        for s, rec in per_seed.items():
+            if rec.get(method, {}).get('status') == 'failed':
+                failed.setdefault(method, {})[s] = rec[method]['reason']
+        if method == 'single_task':
+            add_row(LABELS[method], method, 'single', {
+                s: [dict(m, task=name.split('/', 1)[1])
+                    for name, m in r['models'].items()]
+                for s, r in ok.items()}, {}, combine=True)
+            continue
+        main = 'model' if method == 'adashare' else (
+            'all_shared' if method == 'all_shared' else 'tree')
+        add_row(LABELS[method], method, 'method',
+                {s: [r['models'][main]] for s, r in ok.items()},
+                {s: r['cost'] for s, r in ok.items() if r.get('cost')})
+        randoms = {s: [m for name, m in r['models'].items()
+                       if name.startswith('random/')]
+                   for s, r in ok.items()}
+        randoms = {s: m for s, m in randoms.items() if m}
+        if randoms:
+            add_row(f'random, size of {LABELS[method]}', method, 'random',
+                    randoms, {})
+    return dict(tasks=tasks, keys=keys, lower_is_better=lower, rows=rows,
+                failed=failed, random_trees=random_trees)
+
+
+def _fmt(stat: Dict[str, float], digits: int = 2, sign: bool = False
+         ) -> str:
+    if math.isnan(stat['mean']):
+        return 'n/a'
+    fmt = f'{{:{"+" if sign else ""}.{digits}f}}'
+    text = fmt.format(stat['mean'])
+    if stat['n'] > 1:
+        text += f' ± {stat["std"]:.{digits}f}'
+    return text
+
+
+def comparison_markdown(summary: Dict[str, Any], png: str) -> str:
+    """``comparison.md``: the table, the failures, how it was measured."""
+    tasks, keys = summary['tasks'], summary['keys']
+    head = (['method', 'Δm (%)'] + [keys[t] for t in tasks] +
+            ['params (M)', 'GFLOPs/img', 'img/s (CPU)', 'search wall (s)',
+             'search CPU (s)'])
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
+    gpu = any(r.get('stats', {}).get('search_gpu_s', {}).get('mean', 0) > 0
+              for r in summary['rows'])
+    if gpu:
+        head.append('search GPU (s)')
+        lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
+    for r in summary['rows']:
+        st = r['stats']
+        cells = [r['label'], '0 (reference)' if r['kind'] == 'single' else
+                 _fmt(st['delta_m'], sign=True)]
+        cells += [_fmt(st[keys[t]]) for t in tasks]
+        cells += [f'{st["params"]["mean"] / 1e6:.3f}',
+                  f'{st["flops"]["mean"] / 1e9:.4f}',
+                  f'{st["images_per_s"]["mean"]:.0f}']
+        if 'search_wall_s' in st:
+            cells += [_fmt(st['search_wall_s'], 0),
+                      _fmt(st['search_cpu_s'], 0)]
+            if gpu:
+                cells.append(_fmt(st['search_gpu_s'], 0))
+        else:
+            cells += ['—', '—'] + (['—'] if gpu else [])
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    notes = []
+    for r in summary['rows']:
+        if r.get('cost_missing'):
+            notes.append(f'- {r["label"]}: search cost leaves out '
+                         f'{", ".join(r["cost_missing"])} (finished by a '
+                         'run that did not measure it)')
+    for method, reasons in summary['failed'].items():
+        for seed, reason in reasons.items():
+            notes.append(f'- **{LABELS[method]} failed** (seed {seed}): '
+                         f'{reason}')
+    devices = sorted({d for r in summary['rows'] for d in r.get(
+        'devices', [])})
+    gpu_note = '; GPU seconds: wall time on one GPU' if gpu else ''
+    budget = summary.get('budget')
+    size = (f'budget `{budget}`' if budget is not None
+            else f'alpha `{summary.get("alpha")}` (no budget)')
+    return f"""# Comparison of ways to decide what layers to share
+
+Config: `{summary.get('config')}`  
+Seeds: {', '.join(str(s) for s in summary.get('seeds', []))}; size:
+{size}; random trees per tree: {summary['random_trees']}
+
+Test-set metrics and Δm (against the same seed's single-task models),
+mean ± sample std over the seeds. Every model trained from scratch with the
+config's schedule and seed, kept its best checkpoint on the probe split
+(MultiTaskMetric's score: Δm against the single-task models' best probe
+values for multi-task models) and read the test split once. Parameters and
+FLOPs per image from mmengine's complexity analysis; img/s measured on this
+machine's CPU (batch of 32, inference). "random, size of X": the mean of X's
+random trees (same number of groups per block, so the same size) per seed.
+AdaShare's network is at most the all-shared network, whose only tree of
+that size is all-shared itself, so it has no random trees.
+
+Search cost: seconds spent deciding the architecture, wall and CPU (this
+process and its finished subprocesses){gpu_note}:
+the single-task models + affinity + tree search for the RSA and tournament
+trees (the tournament's affinity is its recombination sweep), the TAG run +
+tree search for TAG, the supergraph (LTB) or policy (AdaShare) search.
+The retraining of the result is not search cost. Measured on:
+{', '.join(devices) or 'n/a'}.
+
+{chr(10).join(lines)}
+
+{chr(10).join(notes)}
+
+![Δm against parameters]({osp.basename(png)})
+"""
+
+
+MARKERS = dict(single_task=('tab:green', 'D'), all_shared=('tab:blue', 's'),
+               rsa=('tab:red', '*'), tournament=('tab:purple', 'P'),
+               tag=('tab:orange', 'X'), ltb=('tab:brown', '^'),
+               adashare=('tab:cyan', 'v'))
+
+
+def plot_comparison(summary: Dict[str, Any], path: str) -> None:
+    """Δm against parameters: a marker per method, error bars over seeds
+    (random trees: hollow markers of their tree's colour)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in summary['rows']:
+        st = r['stats']
+        if math.isnan(st['delta_m']['mean']):
+            continue
+        colour, marker = MARKERS[r['method']]
+        random = r['kind'] == 'random'
+        ax.errorbar(st['params']['mean'] / 1e6, st['delta_m']['mean'],
+                    xerr=st['params']['std'] / 1e6,
+                    yerr=st['delta_m']['std'], fmt=marker, color=colour,
+                    markersize=9 if marker != '*' else 13,
+                    markerfacecolor='none' if random else colour,
+                    capsize=3, label=r['label'], zorder=3)
+    ax.axhline(0, color='k', lw=0.5)
+    ax.set_xlabel('parameters (M)')
+    ax.set_ylabel('Δm vs single-task (%)')
+    ax.set_title('mean ± std over seeds')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc='best')
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

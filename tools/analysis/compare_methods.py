@@ -1,0 +1,93 @@
+"""Every way of deciding what layers to share, on one config, over seeds.
+
+    python tools/analysis/compare_methods.py CONFIG --work-dir DIR \
+        (--budget 60%|25M|3.5GFLOPs | --alpha A) [--seeds S] [--seed S0] \
+        [--methods single_task,all_shared,rsa,tournament,tag,ltb,adashare] \
+        [--random-trees R] [--cfg-options k=v ...]
+
+Per seed: the single-task models and the all-shared network; the trees of
+the RSA, tournament and TAG affinities (``tools/branch.py``'s job); Learning
+to Branch and AdaShare (``projects/*/tools/search.py``, their result
+retrained); R random trees of the size of each tree. Every model trains
+from scratch with the config's schedule, keeps its best probe checkpoint
+and is tested once. ``DIR/comparison.md`` (+ ``.png``, ``.json``): per
+method Δm and every task's metric (mean ± std over seeds), parameters,
+FLOPs, measured CPU throughput and the search's wall and CPU seconds.
+
+The projects' search settings are the config's ``ltb = dict(...)`` and
+``adashare = dict(...)`` (or ``--cfg-options ltb.iters=300 ...``); they do
+not touch the config the models train with. Rerunning the same command
+resumes: a finished method is not rerun; a failed one is recorded with its
+reason, the others go on, and the next run tries it again.
+"""
+import argparse
+import os.path as osp
+import sys
+import warnings
+
+warnings.filterwarnings(
+    'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
+
+import branched_mtl  # noqa: E402,F401
+from mmengine.config import DictAction  # noqa: E402
+
+from branched_mtl.pipeline.compare import METHODS, Comparison  # noqa: E402
+from branched_mtl.utils.console import quiet_known_warnings  # noqa: E402
+from branched_mtl.utils.errors import UserError  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Compare the ways of deciding what layers to share')
+    parser.add_argument('config', help='multi-task config')
+    parser.add_argument('--work-dir', required=True)
+    parser.add_argument('--budget',
+                        help='size of the trees: parameters (25M, 60%% of '
+                        'the single-task models together) or FLOPs per '
+                        'image (3.5GFLOPs); LTB\'s budget, AdaShare\'s '
+                        'size target')
+    parser.add_argument('--alpha', type=float,
+                        help='complexity weight of the affinity trees, '
+                        'instead of a budget')
+    parser.add_argument('--seeds', type=int, default=1,
+                        help='number of seeds (S0 .. S0+S-1)')
+    parser.add_argument('--seed', type=int, default=0, help='first seed')
+    parser.add_argument('--methods', default=','.join(METHODS),
+                        help='comma-separated subset (default: all); the '
+                        'single-task models always train (the reference)')
+    parser.add_argument('--random-trees', type=int, default=1,
+                        help='random trees of the size of each tree')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings in the config')
+    args = parser.parse_args(argv)
+    if args.budget is None and args.alpha is None:
+        parser.error('give --budget (or --alpha)')
+    if args.seeds < 1:
+        parser.error(f'--seeds must be >= 1, got {args.seeds}')
+    if args.random_trees < 0:
+        parser.error(f'--random-trees must be >= 0, got {args.random_trees}')
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        if not osp.isfile(args.config):
+            raise UserError(f'config file not found: {args.config}')
+        Comparison(
+            args.config, args.work_dir,
+            seeds=list(range(args.seed, args.seed + args.seeds)),
+            budget=args.budget, alpha=args.alpha,
+            methods=[m.strip() for m in args.methods.split(',')
+                     if m.strip()],
+            random_trees=args.random_trees,
+            cfg_options=args.cfg_options).run()
+    except (UserError, ValueError, FileNotFoundError) as e:
+        print(f'compare_methods: error: {e}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    quiet_known_warnings()
+    sys.exit(main())
