@@ -1,4 +1,5 @@
 """Running a sweep's jobs on this machine, ``max_parallel`` at a time."""
+import contextlib
 import datetime
 import fcntl
 import os
@@ -14,7 +15,7 @@ from typing import IO, Dict, Optional, Sequence
 from .collect import collect_sweep
 from .jobs import DIST_TRAIN, EXEC_MODES, worker_command, write_jobs
 from .plan import Job, SweepPlan
-from .worker import QUEUE_DIR, job_failures, write_queue
+from .worker import QUEUE_DIR, failed_in_run, job_failures, write_queue
 
 
 def _try_lock(path: str) -> Optional[int]:
@@ -74,6 +75,22 @@ class _Interrupted(KeyboardInterrupt):
     """SIGTERM / SIGHUP: stop the running jobs as for Ctrl-C."""
 
 
+@contextlib.contextmanager
+def _interrupt_on_signals():
+    """SIGTERM and SIGHUP raise :class:`_Interrupted` (a KeyboardInterrupt)
+    while the block runs, so one handler stops the jobs for all three."""
+    def on_signal(signum, frame):
+        raise _Interrupted(signal.Signals(signum).name)
+
+    old = {s: signal.signal(s, on_signal)
+           for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
 def _job_env(max_parallel: int, env: Optional[Dict[str, str]]
              ) -> Dict[str, str]:
     base_env = dict(os.environ)
@@ -120,13 +137,6 @@ def run_jobs(jobs: Sequence[Job],
     progress = _Progress(len(jobs), out)
     base_env = _job_env(max_parallel, env)
 
-    def on_signal(signum, frame):
-        raise _Interrupted(signal.Signals(signum).name)
-
-    old_handlers = {
-        s: signal.signal(s, on_signal)
-        for s in (signal.SIGTERM, signal.SIGHUP)
-    }
 
     def finish(name: str, job: Job, reason: str) -> None:
         if job.is_done():
@@ -134,78 +144,77 @@ def run_jobs(jobs: Sequence[Job],
         else:
             failed[name] = reason
 
-    try:
-        while pending or running or external:
-            for name, (proc, fd, _, _) in list(running.items()):
-                if proc.poll() is None:
-                    continue
-                os.close(fd)
-                del running[name]
-                rc = proc.returncode
-                finish(name, by_name[name],
-                       f'exit code {rc}' if rc else 'exited without '
-                       'done.json')
-            for name, job in list(external.items()):
-                fd = _try_lock(job.lock_path)
-                if fd is None:
-                    continue
-                os.close(fd)
-                del external[name]
-                if job.is_done():
-                    done.add(name)
-                else:  # the other process died: run it here
-                    pending.insert(0, job)
-            for job in list(pending):
-                if len(running) + len(external) >= max_parallel:
-                    break
-                lost = [n for n in job.needs if n in failed]
-                if lost:
-                    pending.remove(job)
-                    failed[job.name] = f'needs failed job(s) {lost}'
-                    continue
-                if any(n not in done for n in job.needs):
-                    continue
-                pending.remove(job)
-                if job.is_done():
-                    done.add(job.name)
-                    continue
-                fd = _try_lock(job.lock_path)
-                if fd is None:
-                    external[job.name] = job
-                    continue
-                if job.is_done():  # finished since we looked
+    with _interrupt_on_signals():
+        try:
+            while pending or running or external:
+                for name, (proc, fd, _, _) in list(running.items()):
+                    if proc.poll() is None:
+                        continue
                     os.close(fd)
-                    done.add(job.name)
-                    continue
-                slots = {r[3] for r in running.values()}
-                slot = min(set(range(max_parallel)) - slots)
-                job_port = port + slot if port else _free_port(
-                    [r[2] for r in running.values()])
-                job_env = dict(base_env, PORT=str(job_port))
-                # own session: the job's whole process tree can be stopped,
-                # and it outlives a killed sweep (the lock goes with it)
-                proc = subprocess.Popen(
-                    ['bash', job.script_path], env=job_env, pass_fds=(fd, ),
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL, start_new_session=True)
-                running[job.name] = (proc, fd, job_port, slot)
-            progress.update(len(done), len(running) + len(external),
-                            len(failed), len(pending))
-            if pending and not running and not external and all(
-                    any(n not in done for n in j.needs) for j in pending):
-                raise RuntimeError('sweep stuck: pending jobs wait for jobs '
-                                   'that are not in the sweep')
-            if running or external or pending:
-                time.sleep(poll_interval)
-    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP
-        for proc, fd, _, _ in running.values():
-            _stop(proc)
-            os.close(fd)
-        progress.close()
-        raise
-    finally:
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
+                    del running[name]
+                    rc = proc.returncode
+                    finish(name, by_name[name],
+                           f'exit code {rc}' if rc else 'exited without '
+                           'done.json')
+                for name, job in list(external.items()):
+                    fd = _try_lock(job.lock_path)
+                    if fd is None:
+                        continue
+                    os.close(fd)
+                    del external[name]
+                    if job.is_done():
+                        done.add(name)
+                    else:  # the other process died: run it here
+                        pending.insert(0, job)
+                for job in list(pending):
+                    if len(running) + len(external) >= max_parallel:
+                        break
+                    lost = [n for n in job.needs if n in failed]
+                    if lost:
+                        pending.remove(job)
+                        failed[job.name] = f'needs failed job(s) {lost}'
+                        continue
+                    if any(n not in done for n in job.needs):
+                        continue
+                    pending.remove(job)
+                    if job.is_done():
+                        done.add(job.name)
+                        continue
+                    fd = _try_lock(job.lock_path)
+                    if fd is None:
+                        external[job.name] = job
+                        continue
+                    if job.is_done():  # finished since we looked
+                        os.close(fd)
+                        done.add(job.name)
+                        continue
+                    slots = {r[3] for r in running.values()}
+                    slot = min(set(range(max_parallel)) - slots)
+                    job_port = port + slot if port else _free_port(
+                        [r[2] for r in running.values()])
+                    job_env = dict(base_env, PORT=str(job_port))
+                    # own session: the job's whole process tree can be stopped,
+                    # and it outlives a killed sweep (the lock goes with it)
+                    proc = subprocess.Popen(
+                        ['bash', job.script_path], env=job_env,
+                        pass_fds=(fd, ), stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        start_new_session=True)
+                    running[job.name] = (proc, fd, job_port, slot)
+                progress.update(len(done), len(running) + len(external),
+                                len(failed), len(pending))
+                if pending and not running and not external and all(
+                        any(n not in done for n in j.needs) for j in pending):
+                    raise RuntimeError('sweep stuck: pending jobs wait for '
+                                       'jobs that are not in the sweep')
+                if running or external or pending:
+                    time.sleep(poll_interval)
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP
+            for proc, fd, _, _ in running.values():
+                _stop(proc)
+                os.close(fd)
+            progress.close()
+            raise
     progress.close()
     return failed
 
@@ -272,9 +281,6 @@ def run_workers(plan: SweepPlan,
     procs: Dict[int, subprocess.Popen] = {}
     restarts = {slot: 0 for slot in range(max_parallel)}
 
-    def settled() -> int:
-        return sum(j.is_done() for j in jobs)
-
     def start(slot: int) -> None:
         job_port = port + slot if port else _free_port([])
         log = open(osp.join(log_dir, f'worker{slot}.log'), 'a')
@@ -285,50 +291,39 @@ def run_workers(plan: SweepPlan,
             start_new_session=True)
         log.close()
 
-    def on_signal(signum, frame):
-        raise _Interrupted(signal.Signals(signum).name)
-
-    old_handlers = {
-        s: signal.signal(s, on_signal)
-        for s in (signal.SIGTERM, signal.SIGHUP)
-    }
-    done_before = settled()
-    try:
-        # no more workers than jobs left to run (none when all are done)
-        for slot in range(min(max_parallel, len(jobs) - done_before)):
-            start(slot)
-        while procs:
-            for slot, proc in list(procs.items()):
-                if proc.poll() is None:
-                    continue
-                del procs[slot]
-                left = job_failures(jobs, run_id)
-                crashed = {n for n, why in left.items()
-                           if why.startswith('not run')}
-                if proc.returncode in (0, 1) or not crashed:
-                    continue  # it found nothing more to do
-                now = settled()
-                restarts[slot] = 0 if now > done_before else \
-                    restarts[slot] + 1
-                done_before = now
-                if restarts[slot] <= max_restarts:
-                    out.write(f'[sweep] worker {slot} died (exit code '
-                              f'{proc.returncode}); starting it again\n')
-                    start(slot)
-            failed = {n: r for n, r in job_failures(jobs, run_id).items()
-                      if not r.startswith('not run')}
-            progress.update(settled(), len(procs), len(failed),
-                            len(jobs) - settled() - len(failed))
-            if procs:
-                time.sleep(poll_interval)
-    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP
-        for proc in procs.values():
-            _stop(proc)
-        progress.close()
-        raise
-    finally:
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
+    done_before = sum(j.is_done() for j in jobs)
+    with _interrupt_on_signals():
+        try:
+            # no more workers than jobs left to run (none when all are done)
+            for slot in range(min(max_parallel, len(jobs) - done_before)):
+                start(slot)
+            while procs:
+                # one look at the job folders per poll
+                finished = sum(j.is_done() for j in jobs)
+                failed = sum(failed_in_run(j, run_id) is not None
+                             for j in jobs if not j.is_done())
+                unrun = len(jobs) - finished - failed
+                for slot, proc in list(procs.items()):
+                    if proc.poll() is None:
+                        continue
+                    del procs[slot]
+                    if proc.returncode in (0, 1) or not unrun:
+                        continue  # it found nothing more to do
+                    restarts[slot] = 0 if finished > done_before else \
+                        restarts[slot] + 1
+                    done_before = finished
+                    if restarts[slot] <= max_restarts:
+                        out.write(f'[sweep] worker {slot} died (exit code '
+                                  f'{proc.returncode}); starting it again\n')
+                        start(slot)
+                progress.update(finished, len(procs), failed, unrun)
+                if procs:
+                    time.sleep(poll_interval)
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP
+            for proc in procs.values():
+                _stop(proc)
+            progress.close()
+            raise
     progress.close()
     return job_failures(jobs, run_id)
 
