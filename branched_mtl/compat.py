@@ -17,6 +17,12 @@ Imported by ``branched_mtl/__init__.py`` before anything from mmseg:
    (``mmengine.config.utils.MODULE2PACKAGE``); branched_mtl adds itself, so
    ``_base_ = 'branched_mtl::multidigits/branch_multidigits.py'`` finds the
    configs installed in ``branched_mtl/.mim`` once branched_mtl is imported.
+4. ``compile=True`` with bf16/fp16 (``AmpOptimWrapper``): mmengine's
+   ``autocast`` compares version strings with ``digit_version`` inside the
+   compiled ``train_step``, and torch 2.11's dynamo fails to trace
+   ``packaging.version.Version`` (``InternalTorchDynamoError``, seen on an
+   H100). The AMP modules get a ``digit_version`` that answers from a table
+   filled outside tracing, which dynamo reads as constants.
 """
 import importlib.util
 import os.path as osp
@@ -157,12 +163,48 @@ def _memoize_config_formatting() -> None:
     config_module.FormatCode = memo
 
 
+# the version strings mmengine's AMP code compares (runner/amp.py,
+# optim/optimizer/amp_optimizer_wrapper.py), besides torch's own
+_AMP_VERSION_LITERALS = ('1.5.0', '1.6.0', '1.10.0', '2.0.0')
+
+
+def _constant_digit_versions() -> None:
+    """Give mmengine's AMP modules a ``digit_version`` that dynamo can trace.
+
+    The table is filled here, eagerly; inside a compiled ``train_step`` a
+    lookup of a known string is a read of a constant. An unknown string
+    falls back to the original function (and is remembered).
+    """
+    import mmengine.optim.optimizer.amp_optimizer_wrapper as amp_wrapper
+    import mmengine.runner.amp as amp
+    import torch
+    from mmengine.utils import digit_version
+    from mmengine.utils.dl_utils import TORCH_VERSION
+
+    if getattr(amp.digit_version, '_branched_mtl_table', None) is not None:
+        return
+    table = {}
+
+    def constant_digit_version(version_str: str, length: int = 4) -> tuple:
+        key = (version_str, length)
+        if key not in table:
+            table[key] = digit_version(version_str, length)
+        return table[key]
+
+    for version in (TORCH_VERSION, torch.__version__) + _AMP_VERSION_LITERALS:
+        constant_digit_version(version)
+    constant_digit_version._branched_mtl_table = table
+    amp.digit_version = constant_digit_version
+    amp_wrapper.digit_version = constant_digit_version
+
+
 def setup() -> None:
     """Apply the fixes; safe to call more than once."""
     _install_mmcv_ops_stub()
     _allow_mmengine_checkpoint_types()
     _register_config_package()
     _memoize_config_formatting()
+    _constant_digit_versions()
 
 
 setup()

@@ -81,3 +81,40 @@ def test_config_formatting_can_be_turned_off():
     assert plain != pretty
     assert Config.fromstring(plain, '.py').to_dict() == cfg.to_dict()
     assert cfg.pretty_text == pretty
+
+
+def test_amp_version_checks_answer_from_a_table_filled_eagerly():
+    import inspect
+    import re
+
+    import mmengine.optim.optimizer.amp_optimizer_wrapper as amp_wrapper
+    import mmengine.runner.amp as amp
+    from mmengine.utils import digit_version
+    from mmengine.utils.dl_utils import TORCH_VERSION
+
+    for module in (amp, amp_wrapper):
+        table = module.digit_version._branched_mtl_table
+        # every version string the AMP code compares must already be a
+        # constant when dynamo traces it (a new mmengine may add one)
+        literals = re.findall(r"digit_version\('([^']+)'\)",
+                              inspect.getsource(module))
+        assert literals
+        for version in literals + [TORCH_VERSION, torch.__version__]:
+            assert (version, 4) in table, version
+            assert module.digit_version(version) == digit_version(version)
+    # an unknown string still answers, as the original does, and is kept
+    assert amp.digit_version('3.1.4rc1') == digit_version('3.1.4rc1')
+    assert ('3.1.4rc1', 4) in amp.digit_version._branched_mtl_table
+
+
+def test_amp_version_check_traces_in_one_graph():
+    import mmengine.runner.amp as amp
+    from mmengine.utils.dl_utils import TORCH_VERSION
+
+    def step(x):
+        if amp.digit_version(TORCH_VERSION) >= amp.digit_version('1.5.0'):
+            return x * 2
+        return x
+
+    compiled = torch.compile(step, backend='eager', fullgraph=True)
+    assert torch.equal(compiled(torch.ones(3)), torch.full((3, ), 2.))

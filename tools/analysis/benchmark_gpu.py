@@ -41,6 +41,7 @@ reported as skipped. Results print as a markdown table and go to ``--out``
 import argparse
 import contextlib
 import copy
+import json
 import os.path as osp
 import platform
 import statistics
@@ -279,6 +280,9 @@ def run(args) -> dict:
         finally:
             del model
             free(args.device)
+        # one line per cell as it ends, so a run killed at its limit
+        # still leaves what it measured in the log
+        print('cell', json.dumps(cell), flush=True)
     result['total_s'] = time.perf_counter() - t0
     return result
 
