@@ -33,19 +33,18 @@ supergraph / policy search for Learning to Branch and AdaShare.
 import contextlib
 import copy
 import json
-import math
 import os
 import os.path as osp
 import resource
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence,
+                    Tuple)
 
 import numpy as np
 from mmengine.config import Config
 
-from branched_mtl.evaluation import delta_m
 from branched_mtl.tree import random_tree_like, validate_branches
 from branched_mtl.tree.budget import is_flops_budget, parse_size_budget
 from branched_mtl.utils import (UserError, dump_json_atomic,
@@ -53,15 +52,13 @@ from branched_mtl.utils import (UserError, dump_json_atomic,
 from branched_mtl.utils.lock import WorkDirLock
 from branched_mtl.utils.package import PACKAGE_DIR
 from .branch import BranchJob, config_text
+from .compare_report import (LABELS, comparison_markdown, plot_comparison,
+                             summarise)
 from .measure import input_shape, measure_model
-from .report import primary_keys
 from .stages import StageBook, fingerprint
 
 AFFINITY = ('rsa', 'tournament', 'tag')
 METHODS = ('single_task', 'all_shared') + AFFINITY + ('ltb', 'adashare')
-LABELS = dict(single_task='single-task', all_shared='all-shared',
-              rsa='RSA tree', tournament='tournament tree', tag='TAG tree',
-              ltb='Learning to Branch', adashare='AdaShare')
 # the search settings of the projects: kept out of the config the models
 # train with, so that changing them reruns only that project's method
 SEARCH_KEYS = dict(ltb='ltb', adashare='adashare')
@@ -149,9 +146,10 @@ class CostBook:
             missing=[k for k in keys if k not in self.parts])
 
 
-class _NoProgress:
-    """The shared job's stages run outside its own ``run()``: no progress
-    display (each method logs its own line)."""
+class NoProgress:
+    """Stands in for a job's progress display where its stages run outside
+    its own ``run()`` (each caller logs its own lines): every call is a
+    no-op."""
 
     def __getattr__(self, name: str) -> Any:
         return lambda *args, **kwargs: None
@@ -312,7 +310,7 @@ class Comparison:
         job = BranchJob(self.config, self._seed_dir(seed), alpha=self.alpha,
                         budget=self.budget_text, random_trees=0, seed=seed,
                         log=self.log)
-        job._progress = _NoProgress()
+        job._progress = NoProgress()
         return job
 
     def _seed_dir(self, seed: int, *parts: str) -> str:
@@ -360,9 +358,7 @@ class Comparison:
         # the references: failures here end the comparison (no Δm without)
         self.log('[compare] single-task models')
         for task in shared.tasks:
-            name = f'single_task/{task}'
-            cfg = _single_task_cfg(shared, task)
-            fp = fingerprint('single_task', seed, config_text(cfg))
+            name, cfg, fp = single_task_stage(shared, task)
             if shared.book.done(name, fp) is None:
                 with costs.measure(name):
                     shared.results[name] = shared._train_and_test(
@@ -565,13 +561,41 @@ class Comparison:
                                     'size_target_met')))
 
 
-def _single_task_cfg(job: BranchJob, task: str) -> Config:
-    """The main job's single-task config of ``task`` (the same config, so
-    the same fingerprint, as ``BranchJob`` computes)."""
+def single_task_stage(job: BranchJob, task: str) -> Tuple[str, Config, str]:
+    """The main job's single-task stage of ``task``: its name, config and
+    fingerprint (the same as ``BranchJob`` computes, so the same model).
+
+    Args:
+        job: The job whose config, seed and probe settings it takes.
+        task: The task.
+    """
     from branched_mtl.apis import add_affinity_hook, single_task_config
     from .selection import set_selection
-    return set_selection(add_affinity_hook(
+    # AffinityHook included: it runs after training and changes nothing in
+    # it, and the main job's fingerprint covers it
+    cfg = set_selection(add_affinity_hook(
         single_task_config(job.cfg, task), **job._probe()))
+    return (f'single_task/{task}', cfg,
+            fingerprint('single_task', job.seed, config_text(cfg)))
+
+
+def train_single_task(job: BranchJob, task: str, tag: str) -> dict:
+    """Train (or find done) ``task``'s single-task model as the main job
+    does, into ``job.results``.
+
+    Args:
+        job: The job that trains it (in ``<work_dir>/single_task/<task>``).
+        task: The task.
+        tag: The log line's prefix (the tool's name).
+
+    Returns:
+        The model's result (checkpoint, config, test metrics, ...).
+    """
+    job.log(f'[{tag}] single_task/{task}')
+    name, cfg, fp = single_task_stage(job, task)
+    job.results[name] = job._train_and_test(
+        name, cfg, job._dir('single_task', task), fp)
+    return job.results[name]
 
 
 def measure_result(result: Dict[str, Any], shape: tuple) -> Dict[str, Any]:
@@ -585,257 +609,3 @@ def measure_result(result: Dict[str, Any], shape: tuple) -> Dict[str, Any]:
     return dict(metrics=dict(result['metrics']), config=result['config'],
                 checkpoint=result['checkpoint'],
                 branches=result.get('branches'), **size)
-
-
-# ---------------------------------------------------------------- summary
-def _ms(values: Sequence[float]) -> Dict[str, float]:
-    arr = np.asarray(values, float)
-    # sample std (ddof=1): the spread of the seeds
-    return dict(mean=float(arr.mean()),
-                std=float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
-                n=int(len(arr)))
-
-
-def _delta_m(metrics: dict, reference: dict, lower: list) -> float:
-    try:
-        return delta_m(metrics, reference, lower)
-    except ValueError:  # a reference of 0: Δm undefined
-        return float('nan')
-
-
-def summarise(per_seed: Dict[int, Dict[str, Any]], methods: Sequence[str],
-              job: BranchJob, random_trees: int) -> Dict[str, Any]:
-    """Mean and std over seeds of each row: the methods' models and the
-    mean of each tree's random trees.
-
-    Args:
-        per_seed: ``{seed: {method: record}}`` of :class:`Comparison`.
-        methods: The methods run.
-        job: A seed's shared job (tasks, evaluator settings).
-        random_trees: R.
-
-    Returns:
-        ``tasks``, ``keys`` (each task's primary metric), ``rows`` (label,
-        method, per-seed values and mean/std of every column) and
-        ``failed`` ({method: {seed: reason}}).
-    """
-    tasks = job.tasks
-    primary = dict(job.cfg.get('test_evaluator', {}).get('primary') or {})
-    lower_tasks = list(job.cfg.get('test_evaluator', {}).get(
-        'lower_is_better', []) or [])
-    first = per_seed[next(iter(per_seed))]['single_task']['models']
-    keys: Dict[str, str] = {}
-    for t in tasks:
-        keys.update(primary_keys(first[f'single_task/{t}']['metrics'], [t],
-                                 primary))
-    lower = [keys[t] for t in lower_tasks if t in keys]
-    rows: List[Dict[str, Any]] = []
-    failed: Dict[str, Dict[str, str]] = {}
-
-    def values_of(seed_models: Dict[int, List[dict]], reference: Dict[
-            int, dict], combine: bool = False) -> Dict[str, List[float]]:
-        """Per seed: the mean over that seed's models (R random trees) or,
-        with ``combine``, the single-task models side by side."""
-        vals: Dict[str, List[float]] = {k: [] for k in (
-            'delta_m', 'params', 'flops', 'images_per_s',
-            *[keys[t] for t in tasks])}
-        for seed, models in seed_models.items():
-            if combine:
-                by = {m['task']: m for m in models}
-                metrics = {keys[t]: by[t]['metrics'][keys[t]] for t in tasks}
-                vals['params'].append(sum(m['params'] for m in models))
-                vals['flops'].append(sum(m['flops'] for m in models))
-                # all of them on each image
-                vals['images_per_s'].append(
-                    1.0 / sum(1.0 / m['images_per_s'] for m in models))
-                vals['delta_m'].append(0.0)
-                for k, v in metrics.items():
-                    vals[k].append(float(v))
-                continue
-            ms = [{keys[t]: float(m['metrics'][keys[t]]) for t in tasks}
-                  for m in models]
-            for k in (keys[t] for t in tasks):
-                vals[k].append(float(np.mean([m[k] for m in ms])))
-            vals['delta_m'].append(float(np.mean(
-                [_delta_m(m, reference[seed], lower) for m in ms])))
-            for k in ('params', 'flops', 'images_per_s'):
-                vals[k].append(float(np.mean([m[k] for m in models])))
-        return vals
-
-    reference = {}
-    for seed, rec in per_seed.items():
-        models = rec['single_task']['models']
-        reference[seed] = {keys[t]: float(models[f'single_task/{t}'][
-            'metrics'][keys[t]]) for t in tasks}
-
-    def add_row(label: str, method: str, kind: str,
-                seed_models: Dict[int, List[dict]], cost: Dict[int, Any],
-                combine: bool = False) -> None:
-        if not seed_models:
-            return
-        vals = values_of(seed_models, reference, combine)
-        row = dict(label=label, method=method, kind=kind,
-                   seeds=sorted(seed_models), values=vals,
-                   stats={k: _ms(v) for k, v in vals.items()})
-        if cost:
-            row['cost'] = {seed: c for seed, c in cost.items()}
-            row['stats'].update(
-                search_wall_s=_ms([c['wall_s'] for c in cost.values()]),
-                search_cpu_s=_ms([c['cpu_s'] for c in cost.values()]),
-                search_gpu_s=_ms([c['gpu_s'] for c in cost.values()]))
-            row['cost_missing'] = sorted({m for c in cost.values()
-                                          for m in c['missing']})
-            row['devices'] = sorted({d for c in cost.values()
-                                     for d in c['devices']})
-        rows.append(row)
-
-    for method in methods:
-        ok = {s: rec[method] for s, rec in per_seed.items()
-              if rec.get(method, {}).get('status') == 'done'}
-        for s, rec in per_seed.items():
-            if rec.get(method, {}).get('status') == 'failed':
-                failed.setdefault(method, {})[s] = rec[method]['reason']
-        if method == 'single_task':
-            add_row(LABELS[method], method, 'single', {
-                s: [dict(m, task=name.split('/', 1)[1])
-                    for name, m in r['models'].items()]
-                for s, r in ok.items()}, {}, combine=True)
-            continue
-        main = 'model' if method == 'adashare' else (
-            'all_shared' if method == 'all_shared' else 'tree')
-        add_row(LABELS[method], method, 'method',
-                {s: [r['models'][main]] for s, r in ok.items()},
-                {s: r['cost'] for s, r in ok.items() if r.get('cost')})
-        randoms = {s: [m for name, m in r['models'].items()
-                       if name.startswith('random/')]
-                   for s, r in ok.items()}
-        randoms = {s: m for s, m in randoms.items() if m}
-        if randoms:
-            add_row(f'random, size of {LABELS[method]}', method, 'random',
-                    randoms, {})
-    return dict(tasks=tasks, keys=keys, lower_is_better=lower, rows=rows,
-                failed=failed, random_trees=random_trees)
-
-
-def _fmt(stat: Dict[str, float], digits: int = 2, sign: bool = False
-         ) -> str:
-    if math.isnan(stat['mean']):
-        return 'n/a'
-    fmt = f'{{:{"+" if sign else ""}.{digits}f}}'
-    text = fmt.format(stat['mean'])
-    if stat['n'] > 1:
-        text += f' ± {stat["std"]:.{digits}f}'
-    return text
-
-
-def comparison_markdown(summary: Dict[str, Any], png: str) -> str:
-    """``comparison.md``: the table, the failures, how it was measured."""
-    tasks, keys = summary['tasks'], summary['keys']
-    head = (['method', 'Δm (%)'] + [keys[t] for t in tasks] +
-            ['params (M)', 'GFLOPs/img', 'img/s (CPU)', 'search wall (s)',
-             'search CPU (s)'])
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
-    gpu = any(r.get('stats', {}).get('search_gpu_s', {}).get('mean', 0) > 0
-              for r in summary['rows'])
-    if gpu:
-        head.append('search GPU (s)')
-        lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
-    for r in summary['rows']:
-        st = r['stats']
-        cells = [r['label'], '0 (reference)' if r['kind'] == 'single' else
-                 _fmt(st['delta_m'], sign=True)]
-        cells += [_fmt(st[keys[t]]) for t in tasks]
-        cells += [f'{st["params"]["mean"] / 1e6:.3f}',
-                  f'{st["flops"]["mean"] / 1e9:.4f}',
-                  f'{st["images_per_s"]["mean"]:.0f}']
-        if 'search_wall_s' in st:
-            cells += [_fmt(st['search_wall_s'], 0),
-                      _fmt(st['search_cpu_s'], 0)]
-            if gpu:
-                cells.append(_fmt(st['search_gpu_s'], 0))
-        else:
-            cells += ['—', '—'] + (['—'] if gpu else [])
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    notes = []
-    for r in summary['rows']:
-        if r.get('cost_missing'):
-            notes.append(f'- {r["label"]}: search cost leaves out '
-                         f'{", ".join(r["cost_missing"])} (finished by a '
-                         'run that did not measure it)')
-    for method, reasons in summary['failed'].items():
-        for seed, reason in reasons.items():
-            notes.append(f'- **{LABELS[method]} failed** (seed {seed}): '
-                         f'{reason}')
-    devices = sorted({d for r in summary['rows'] for d in r.get(
-        'devices', [])})
-    gpu_note = '; GPU seconds: wall time on one GPU' if gpu else ''
-    budget = summary.get('budget')
-    size = (f'budget `{budget}`' if budget is not None
-            else f'alpha `{summary.get("alpha")}` (no budget)')
-    return f"""# Comparison of ways to decide what layers to share
-
-Config: `{summary.get('config')}`  
-Seeds: {', '.join(str(s) for s in summary.get('seeds', []))}; size:
-{size}; random trees per tree: {summary['random_trees']}
-
-Test-set metrics and Δm (against the same seed's single-task models),
-mean ± sample std over the seeds. Every model trained from scratch with the
-config's schedule and seed, kept its best checkpoint on the probe split
-(MultiTaskMetric's score: Δm against the single-task models' best probe
-values for multi-task models) and read the test split once. Parameters and
-FLOPs per image from mmengine's complexity analysis; img/s measured on this
-machine's CPU (batch of 32, inference). "random, size of X": the mean of X's
-random trees (same number of groups per block, so the same size) per seed.
-AdaShare's network is at most the all-shared network, whose only tree of
-that size is all-shared itself, so it has no random trees.
-
-Search cost: seconds spent deciding the architecture, wall and CPU (this
-process and its finished subprocesses){gpu_note}:
-the single-task models + affinity + tree search for the RSA and tournament
-trees (the tournament's affinity is its recombination sweep), the TAG run +
-tree search for TAG, the supergraph (LTB) or policy (AdaShare) search.
-The retraining of the result is not search cost. Measured on:
-{', '.join(devices) or 'n/a'}.
-
-{chr(10).join(lines)}
-
-{chr(10).join(notes)}
-
-![Δm against parameters]({osp.basename(png)})
-"""
-
-
-MARKERS = dict(single_task=('tab:green', 'D'), all_shared=('tab:blue', 's'),
-               rsa=('tab:red', '*'), tournament=('tab:purple', 'P'),
-               tag=('tab:orange', 'X'), ltb=('tab:brown', '^'),
-               adashare=('tab:cyan', 'v'))
-
-
-def plot_comparison(summary: Dict[str, Any], path: str) -> None:
-    """Δm against parameters: a marker per method, error bars over seeds
-    (random trees: hollow markers of their tree's colour)."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in summary['rows']:
-        st = r['stats']
-        if math.isnan(st['delta_m']['mean']):
-            continue
-        colour, marker = MARKERS[r['method']]
-        random = r['kind'] == 'random'
-        ax.errorbar(st['params']['mean'] / 1e6, st['delta_m']['mean'],
-                    xerr=st['params']['std'] / 1e6,
-                    yerr=st['delta_m']['std'], fmt=marker, color=colour,
-                    markersize=9 if marker != '*' else 13,
-                    markerfacecolor='none' if random else colour,
-                    capsize=3, label=r['label'], zorder=3)
-    ax.axhline(0, color='k', lw=0.5)
-    ax.set_xlabel('parameters (M)')
-    ax.set_ylabel('Δm vs single-task (%)')
-    ax.set_title('mean ± std over seeds')
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc='best')
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

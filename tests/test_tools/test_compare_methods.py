@@ -9,8 +9,9 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from branched_mtl.pipeline.compare import (METHODS, Comparison, CostBook,
-                                           comparison_markdown, summarise)
+from branched_mtl.pipeline.compare import METHODS, Comparison, CostBook
+from branched_mtl.pipeline.compare_report import (comparison_markdown,
+                                                  summarise)
 from branched_mtl.utils import UserError
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -26,7 +26,6 @@ Writes ``DIR/compare.json`` and ``DIR/compare.md``.
 import argparse
 import json
 import os.path as osp
-import statistics
 import sys
 import warnings
 from typing import Dict, List, Optional
@@ -42,11 +41,13 @@ if ROOT not in sys.path:
 import branched_mtl  # noqa: E402,F401
 from mmengine.config import Config  # noqa: E402
 
-from branched_mtl.apis import add_affinity_hook, single_task_config  # noqa
 from branched_mtl.evaluation import delta_m  # noqa: E402
 from branched_mtl.pipeline.branch import BranchJob, config_text  # noqa
-from branched_mtl.pipeline.measure import input_shape, measure_model  # noqa
-from branched_mtl.pipeline.report import primary_keys  # noqa: E402
+from branched_mtl.pipeline.compare import (measure_result,  # noqa: E402
+                                           train_single_task)
+from branched_mtl.pipeline.compare_report import (  # noqa: E402
+    format_stat, lower_keys, mean_std, primary_reference)
+from branched_mtl.pipeline.measure import input_shape  # noqa: E402
 from branched_mtl.pipeline.selection import set_selection  # noqa: E402
 from branched_mtl.pipeline.stages import fingerprint  # noqa: E402
 from branched_mtl.utils import UserError, dump_json_atomic  # noqa: E402
@@ -58,16 +59,11 @@ from projects.adashare.adashare import AdaShareSearch  # noqa: E402
 def single_task_models(job: BranchJob) -> None:
     """The main job's single-task stages (same configs, so the same
     fingerprints and models as ``tools/branch.py`` trains)."""
-    probe = job._probe()
     for task in job.tasks:
-        job.log(f'[compare] single_task/{task}')
-        cfg = set_selection(add_affinity_hook(
-            single_task_config(job.cfg, task), **probe))
-        fp = fingerprint('single_task', job.seed, config_text(cfg))
-        job.results[f'single_task/{task}'] = job._train_and_test(
-            f'single_task/{task}', cfg, job._dir('single_task', task), fp)
+        train_single_task(job, task, 'compare')
 
 
+# AdaShare's own: fixed references stand in for the trained single-task models
 def _fixed_references(job: BranchJob, text: str) -> Dict[str, float]:
     """``--single-task-values``: {task: value} of each task's primary
     metric, instead of training the single-task models here."""
@@ -124,19 +120,12 @@ def run_seed(args, seed: int) -> Dict:
         keys = {t: f'{t}/{primary[t]}' for t in job.tasks}
         reference = {keys[t]: fixed[t] for t in job.tasks}
     else:
-        keys = {}
-        for t in job.tasks:
-            keys.update(primary_keys(
-                job.results[f'single_task/{t}']['metrics'], [t],
-                primary_cfg))
-        reference = {
-            keys[t]: job.results[f'single_task/{t}']['metrics'][keys[t]]
-            for t in job.tasks}
-    lower = [keys[t] for t in
-             job.cfg.get('test_evaluator', {}).get('lower_is_better', [])]
+        keys, reference = primary_reference(
+            {t: job.results[f'single_task/{t}']['metrics']
+             for t in job.tasks}, job.tasks, primary_cfg)
+    lower = lower_keys(job.cfg, keys)
     metrics = {keys[t]: result['metrics'][keys[t]] for t in job.tasks}
-    size = measure_model(Config.fromfile(result['config']),
-                         result['checkpoint'], input_shape(job.cfg))
+    size = measure_result(result, input_shape(job.cfg))
     return dict(seed=seed, single_task=reference, adashare=metrics,
                 delta_m=delta_m(metrics, reference, lower),
                 params=size['params'], flops=size['flops'],
@@ -160,6 +149,7 @@ def tree_sizes(args) -> Dict[str, Dict[str, float]]:
     return out
 
 
+# not measure_model: an untrained model, no checkpoint and no throughput
 def measure_size_branched(model_cfg: dict, shape) -> Dict[str, float]:
     """Parameters and FLOPs of a BranchedEncoder model (untrained: the size
     does not depend on the weights)."""
@@ -184,11 +174,9 @@ def measure_size_branched(model_cfg: dict, shape) -> Dict[str, float]:
                 flops=float(info['flops']))
 
 
-def _ms(values: List[float], fmt: str = '{:+.2f}') -> str:
-    if len(values) == 1:
-        return fmt.format(values[0])
-    return (fmt.format(statistics.mean(values)) + ' ± ' +
-            '{:.2f}'.format(statistics.stdev(values)))
+def _ms(values: List[float], digits: int = 2, sign: bool = True) -> str:
+    """``mean ± std`` over the seeds (the std always with two decimals)."""
+    return format_stat(mean_std(values), digits, sign, std_digits=2)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -221,13 +209,13 @@ def main(argv: Optional[List[str]] = None) -> int:
              '| --- ' * (len(tasks) + 5) + '|']
     for name, key in (('single-task', 'single_task'),
                       ('AdaShare', 'adashare')):
-        cells = [_ms([r[key][t] for r in rows], '{:.2f}') for t in tasks]
+        cells = [_ms([r[key][t] for r in rows], sign=False) for t in tasks]
         dm = '0' if key == 'single_task' else _ms(
             [r['delta_m'] for r in rows])
         size = '' if key == 'single_task' else (
             f'{rows[0]["params"] / 1e6:.3f} | '
-            f'{_ms([r["flops"] / 1e6 for r in rows], "{:.2f}")} | '
-            f'{_ms([r["search_cost"]["wall_s"] for r in rows], "{:.0f}")}')
+            f'{_ms([r["flops"] / 1e6 for r in rows], sign=False)} | '
+            f'{_ms([r["search_cost"]["wall_s"] for r in rows], 0, False)}')
         lines.append(f'| {name} | ' + ' | '.join(cells) +
                      f' | {dm} | {size or " | | "} |')
     for name, s in trees.items():

@@ -39,11 +39,13 @@ if ROOT not in sys.path:
 import branched_mtl  # noqa: E402,F401
 from mmengine.config import Config  # noqa: E402
 
-from branched_mtl.apis import (add_affinity_hook,  # noqa: E402
-                               single_task_config)
 from branched_mtl.evaluation import delta_m  # noqa: E402
 from branched_mtl.pipeline.branch import BranchJob, config_text  # noqa: E402
-from branched_mtl.pipeline.measure import input_shape, measure_model  # noqa
+from branched_mtl.pipeline.compare import (NoProgress,  # noqa: E402
+                                           measure_result, train_single_task)
+from branched_mtl.pipeline.compare_report import (  # noqa: E402
+    lower_keys, primary_reference)
+from branched_mtl.pipeline.measure import input_shape  # noqa: E402
 from branched_mtl.pipeline.report import primary_keys  # noqa: E402
 from branched_mtl.apis.runner import evaluate, load_config  # noqa: E402
 from branched_mtl.pipeline.selection import (read_probe_curve,  # noqa: E402
@@ -53,14 +55,6 @@ from branched_mtl.tree import all_shared, validate_branches  # noqa: E402
 from branched_mtl.utils import (UserError, WorkDirLock,  # noqa: E402
                                 dump_json_atomic, write_text_atomic)
 from branched_mtl.utils.console import quiet_known_warnings  # noqa: E402
-
-
-class _NoProgress:
-    """Stands in for the main job's progress display (its stage weights
-    are the main job's): every call is a no-op."""
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: None
 
 
 class RetrainJob(BranchJob):
@@ -109,20 +103,13 @@ class RetrainJob(BranchJob):
         return names + (['all_shared'] if self.with_all_shared else [])
 
     def _run(self) -> Dict[str, Dict[str, Any]]:
-        self._progress = _NoProgress()
-        probe = self._probe()
+        # the main job's stage weights do not fit this job's stages
+        self._progress = NoProgress()
         for task in self.tasks:
             if self.only_tasks and task not in self.only_tasks:
                 continue
-            self.log(f'[retrain] single_task/{task}')
-            # exactly the main job's single-task configs (AffinityHook
-            # included: it runs after training and changes nothing in it)
-            cfg = set_selection(add_affinity_hook(
-                single_task_config(self.cfg, task), **probe))
-            fp = fingerprint('single_task', self.seed, config_text(cfg))
-            self.results[f'single_task/{task}'] = self._train_and_test(
-                f'single_task/{task}', cfg, self._dir('single_task', task),
-                fp)
+            # exactly the main job's single-task models
+            train_single_task(self, task, 'retrain')
         if self.only_tasks:
             return self.results
         nb = len(self.info['block_names'])
@@ -213,17 +200,12 @@ class RetrainJob(BranchJob):
         primary = dict(self.cfg.get('test_evaluator', {}).get('primary')
                        or {})
         single = {t: self.results[f'single_task/{t}'] for t in self.tasks}
-        keys = {}
-        for t in self.tasks:
-            keys.update(primary_keys(single[t]['metrics'], [t], primary))
-        reference = {keys[t]: single[t]['metrics'][keys[t]]
-                     for t in self.tasks}
-        lower = [keys[t] for t in list(self.cfg.get('test_evaluator', {})
-                                       .get('lower_is_better', []) or [])]
+        keys, reference = primary_reference(
+            {t: single[t]['metrics'] for t in self.tasks}, self.tasks,
+            primary)
+        lower = lower_keys(self.cfg, keys)
         shape = input_shape(self.cfg)
-        sizes = [measure_model(Config.fromfile(single[t]['config']),
-                               single[t]['checkpoint'], shape)
-                 for t in self.tasks]
+        sizes = [measure_result(single[t], shape) for t in self.tasks]
         rows = [dict(model='single-task (all)', metrics=reference,
                      delta_m=0.0, params=sum(s['params'] for s in sizes),
                      flops=sum(s['flops'] for s in sizes))]
@@ -231,8 +213,7 @@ class RetrainJob(BranchJob):
             result = self.results[name]
             metrics = {keys[t]: result['metrics'][keys[t]]
                        for t in self.tasks}
-            m = measure_model(Config.fromfile(result['config']),
-                              result['checkpoint'], shape)
+            m = measure_result(result, shape)
             rows.append(dict(model=name, metrics=metrics,
                              delta_m=delta_m(metrics, reference, lower),
                              params=m['params'], flops=m['flops'],
