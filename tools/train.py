@@ -52,12 +52,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
+def _close_process_group() -> None:
+    """Let the ranks leave together and tear the group down before the
+    interpreter exits: a rank exiting while gloo's threads still run can
+    abort in C++ ("terminate called without an active exception"), seen
+    once in CI on a loaded machine after a finished 2-process run."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     try:
         cfg = load_config(args.config, args.work_dir, args.cfg_options,
                           args.launcher, args.amp, args.resume)
         train(cfg)
+        _close_process_group()
     except (UserError, FileNotFoundError) as e:
         # a bad input: the message names it; a traceback would bury it
         print(f'train: error: {e}', file=sys.stderr)
