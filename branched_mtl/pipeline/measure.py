@@ -40,17 +40,7 @@ def measure_model(cfg: Config, checkpoint: str, shape: tuple,
     model = MODELS.build(cfg.model)
     load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
     model.eval()
-    params = sum(p.numel() for p in model.parameters())
-    one = torch.zeros(1, *shape)
-    # the FLOP counter warns about every op it skips (batch norm, pooling)
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        info = get_model_complexity_info(model, inputs=(one, ),
-                                         show_table=False, show_arch=False)
-    finally:
-        logger.setLevel(level)
+    size = model_size(model, shape)
     x = torch.randn(batch_size, *shape)
     with torch.no_grad():
         model(x)
@@ -58,8 +48,32 @@ def measure_model(cfg: Config, checkpoint: str, shape: tuple,
         for _ in range(repeats):
             model(x)
         elapsed = time.perf_counter() - start
-    return dict(params=int(params), flops=float(info['flops']),
-                images_per_s=batch_size * repeats / elapsed)
+    return dict(size, images_per_s=batch_size * repeats / elapsed)
+
+
+def model_size(model: torch.nn.Module, shape: tuple) -> Dict[str, float]:
+    """Parameters and FLOPs per image (mmengine's complexity analysis) of a
+    built model in eval mode; the FLOPs do not depend on its weights.
+
+    Args:
+        model: The model.
+        shape: (C, H, W) of an input image.
+
+    Returns:
+        dict with ``params`` (int) and ``flops`` (one image).
+    """
+    # the FLOP counter warns about every op it skips (batch norm, pooling)
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        info = get_model_complexity_info(
+            model, inputs=(torch.zeros(1, *shape), ), show_table=False,
+            show_arch=False)
+    finally:
+        logger.setLevel(level)
+    return dict(params=int(sum(p.numel() for p in model.parameters())),
+                flops=float(info['flops']))
 
 
 # ---------------------------------------------------------------- FLOPs budget

@@ -30,12 +30,12 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
-from mmengine.analysis import get_model_complexity_info
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, set_random_seed
 
+from branched_mtl.pipeline.measure import model_size
 from branched_mtl.registry import DATASETS, MODELS, OPTIMIZERS, build_stock
 from branched_mtl.tree.config_writer import base_reference, check_task_names
 from branched_mtl.utils import UserError, dump_json_atomic, write_text_atomic
@@ -164,19 +164,7 @@ def measure_size(model_cfg: dict, policy: Dict[str, List[int]],
     """
     cfg = copy.deepcopy(_to_plain(model_cfg))
     cfg['encoder'] = policy_encoder_config(cfg['encoder'], policy)
-    model = MODELS.build(cfg)
-    model.eval()
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # skipped ops (batch norm, pooling)
-    try:
-        info = get_model_complexity_info(
-            model, inputs=(torch.zeros(1, *shape), ), show_table=False,
-            show_arch=False)
-    finally:
-        logger.setLevel(level)
-    return dict(params=int(sum(p.numel() for p in model.parameters())),
-                flops=float(info['flops']))
+    return model_size(MODELS.build(cfg).eval(), tuple(shape))
 
 
 def input_shape(cfg: Config) -> tuple:

@@ -153,25 +153,9 @@ def tree_sizes(args) -> Dict[str, Dict[str, float]]:
 def measure_size_branched(model_cfg: dict, shape) -> Dict[str, float]:
     """Parameters and FLOPs of a BranchedEncoder model (untrained: the size
     does not depend on the weights)."""
-    import logging
-
-    import torch
-    from mmengine.analysis import get_model_complexity_info
-    from mmengine.logging import MMLogger
-
+    from branched_mtl.pipeline.measure import model_size
     from branched_mtl.registry import MODELS
-    model = MODELS.build(model_cfg).eval()
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        info = get_model_complexity_info(
-            model, inputs=(torch.zeros(1, *shape), ), show_table=False,
-            show_arch=False)
-    finally:
-        logger.setLevel(level)
-    return dict(params=sum(p.numel() for p in model.parameters()),
-                flops=float(info['flops']))
+    return model_size(MODELS.build(model_cfg).eval(), tuple(shape))
 
 
 def _ms(values: List[float], digits: int = 2, sign: bool = True) -> str:
