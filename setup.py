@@ -130,7 +130,8 @@ setup(
     install_requires=[
         'mmengine>=0.10.7,<0.11', 'mmcv-lite>=2.0.0rc4,<2.2.0',
         'mmsegmentation>=1.2.2,<1.3', 'mmpretrain>=1.2.0,<1.3', 'ftfy',
-        'regex', 'numpy', 'scipy', 'scikit-learn', 'matplotlib', 'h5py'
+        'regex', 'numpy', 'scipy', 'scikit-learn', 'matplotlib', 'h5py',
+        'mlxtend'
     ],
     cmdclass=cmdclass,
     zip_safe=False,  # mim and mmengine read .mim as files
