@@ -5,13 +5,15 @@ from .config_writer import check_task_names, write_tree_config
 from .cost import (all_shared_alpha, check_affinity, reorder_affinity,
                    tree_cost, tree_cost_breakdown)
 from .draw import draw_tree
-from .random_tree import random_tree_like
+from .random_tree import (canonical_tree, count_relabellings, random_tree_like,
+                          random_trees_like, tree_rng, tree_shape)
 from .search import alpha_sweep, search_tree
 
 __all__ = [
     'validate_branches', 'all_shared', 'fully_separate', 'tree_nodes',
     'count_tree_params', 'format_tree', 'tree_cost', 'tree_cost_breakdown',
     'check_affinity', 'reorder_affinity', 'all_shared_alpha', 'search_tree',
-    'alpha_sweep', 'random_tree_like', 'parse_budget', 'check_task_names',
+    'alpha_sweep', 'random_tree_like', 'random_trees_like', 'tree_rng',
+    'tree_shape', 'count_relabellings', 'canonical_tree', 'parse_budget', 'check_task_names',
     'write_tree_config', 'draw_tree'
 ]
