@@ -3,7 +3,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.model import BaseModule
+from mmengine.model import BaseModule, ModuleDict
 from mmengine.structures import BaseDataElement, PixelData
 from torch import Tensor
 
@@ -71,9 +71,11 @@ class MultiTaskHead(BaseModule):
         self.tasks = list(task_heads)
         self.loss_weights = {t: float(loss_weights.get(t, 1.0))
                              for t in self.tasks}
-        self.task_heads = nn.ModuleDict(
+        # mmengine's ModuleDict (a BaseModule): init_weights reaches every
+        # task head, so each is initialised as its own init_cfg says
+        self.task_heads = ModuleDict(
             {t: build_stock(cfg) for t, cfg in task_heads.items()})
-        self.necks = nn.ModuleDict(
+        self.necks = ModuleDict(
             {t: build_stock(neck) for t in self.tasks}) if neck else None
 
     def _neck(self, feats: Dict[str, Tuple[Tensor, ...]]
