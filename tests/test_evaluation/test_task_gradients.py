@@ -73,3 +73,20 @@ def test_within_and_across_groups():
     out = cross_group_cosines(cos, [['a', 'b'], ['c']])
     assert out['within'] == pytest.approx(0.8)
     assert out['across'] == pytest.approx(-0.1)
+
+
+def test_tool_writes_weights_from_probe_batches(tmp_path):
+    import importlib.util
+    import json
+    path = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'analysis',
+                    'task_gradients.py')
+    spec = importlib.util.spec_from_file_location('task_gradients_tool', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / 'g.json'
+    assert tool.main([CFG, '--out', str(out), '--batches', '1',
+                      '--cfg-options', 'val_dataloader.batch_size=4']) == 0
+    doc = json.loads(out.read_text())
+    assert set(doc['loss_weights']) == set(doc['tasks'])
+    assert doc['batches'] == 1
+    assert tool.main([CFG, '--out', str(out), '--batches', '0']) == 2
