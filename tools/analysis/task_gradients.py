@@ -20,6 +20,7 @@ from typing import List, Optional
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, load_checkpoint
 
 import branched_mtl  # noqa: F401  (registers the types)
@@ -57,6 +58,7 @@ def measure(cfg: Config, batches: int, seed: int,
     """
     if batches < 1:
         raise UserError(f'--batches must be >= 1, got {batches}')
+    init_default_scope(cfg.get('default_scope', 'branched_mtl'))
     torch.manual_seed(seed)
     model = MODELS.build(cfg.model)
     model.init_weights()
