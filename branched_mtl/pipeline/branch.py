@@ -43,7 +43,8 @@ from branched_mtl.utils.package import tools_dir
 from branched_mtl.utils.paths import check_work_dir
 from .selection import (best_checkpoint, multi_task_metrics,
                         read_probe_curve, set_selection, still_improving)
-from .stages import Progress, StageBook, fingerprint, format_duration
+from .stages import (Progress, StageBook, fingerprint, format_duration,
+                     start_training)
 
 # the checkout's tools/, or the installed package's .mim/tools
 TOOLS = tools_dir()
@@ -389,6 +390,10 @@ class BranchJob:
         checkpoint the probe score chose."""
         os.makedirs(folder, exist_ok=True)
         cfg.randomness = dict(cfg.get('randomness') or {}, seed=self.seed)
+        # a killed run of other inputs (seed, config, processes) is
+        # cleared, never resumed
+        start_training(name, folder, config_text(cfg),
+                       dict(seed=self.seed, gpus=self.gpus), self.log)
         cfg_path = osp.join(folder, 'config.py')
         cfg.dump(cfg_path)
         # any checkpoint there is this stage's (a changed stage's folder is

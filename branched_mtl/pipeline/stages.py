@@ -4,12 +4,19 @@ the progress lines with the time left."""
 import hashlib
 import json
 import math
+import os
 import os.path as osp
 import shutil
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from branched_mtl.utils import dump_json_atomic
+from branched_mtl.utils.checkpoints import resume_candidates
+from branched_mtl.utils.errors import short_repr
+from branched_mtl.utils.lock import LOCK_NAME, WorkDirLock
+
+# what a stage's training started with, written before its first step
+STARTED = 'started.json'
 
 
 def fingerprint(*parts: Any) -> str:
@@ -40,15 +47,8 @@ class StageBook:
 
     def done(self, name: str, fp: str) -> Optional[Dict[str, Any]]:
         """The stage's result if it finished with these inputs, else None."""
-        path = self._record(name)
-        if not osp.isfile(path):
-            return None
-        try:
-            with open(path) as f:
-                record = json.load(f)
-        except (OSError, json.JSONDecodeError):
-            return None
-        if record.get('fingerprint') != fp:
+        record = _read_record(self._record(name))
+        if record is None or record.get('fingerprint') != fp:
             return None
         return record.get('result', {})
 
@@ -70,6 +70,81 @@ class StageBook:
     def finish(self, name: str, fp: str, result: Dict[str, Any]) -> None:
         dump_json_atomic(dict(fingerprint=fp, result=result),
                          self._record(name))
+
+
+def _read_record(path: str) -> Optional[Dict[str, Any]]:
+    """A small JSON record, or None when missing or unreadable (a record
+    nested too deep for the parser counts as unreadable)."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            record = json.load(f)
+    except (OSError, ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _differences(old: Optional[Dict[str, Any]],
+                 new: Dict[str, Any]) -> List[str]:
+    """What changed between two start records, in words."""
+    if old is None:
+        return ['no record of the inputs it started with']
+    words = []
+    for key, value in new.items():
+        if key == 'fingerprint' or old.get(key) == value:
+            continue
+        if key == 'config_sha256':
+            words.append('another config')
+        else:
+            words.append(f'{key} {short_repr(old.get(key), 40)} (now '
+                         f'{short_repr(value, 40)})')
+    return words or ['other inputs']
+
+
+def start_training(name: str, folder: str, config_text: str,
+                   options: Dict[str, Any],
+                   log: Callable[[str], None]) -> None:
+    """Make ``folder`` hold a run of these inputs only, before it trains.
+
+    A stage killed mid-training has no completion record, only its
+    checkpoints; resuming them under another seed, config or option would
+    record the new inputs over a curve the old ones began. So the inputs
+    are recorded in ``<folder>/started.json`` before the first step, and
+    a rerun resumes only when they match; else the folder is cleared (its
+    lock file kept, under that lock) and the log says why.
+
+    Args:
+        name: The stage, for the log.
+        folder: The stage's training work dir.
+        config_text: The config it trains (seed included).
+        options: Other inputs that change the training (seed, processes).
+        log: Where the reason for a clearing goes.
+
+    Raises:
+        WorkDirBusy: another process trains in ``folder``.
+    """
+    record = dict(config_sha256=hashlib.sha256(
+        config_text.encode()).hexdigest(), **options)
+    record['fingerprint'] = fingerprint(record)
+    path = osp.join(folder, STARTED)
+    old = _read_record(path)
+    stale = (old is not None or bool(resume_candidates(folder))) and (
+        old is None or old.get('fingerprint') != record['fingerprint'])
+    if stale:
+        with WorkDirLock(folder, f'clearing stage {name}'):
+            for entry in os.listdir(folder):
+                if entry == LOCK_NAME:
+                    continue
+                full = osp.join(folder, entry)
+                if osp.isdir(full) and not osp.islink(full):
+                    shutil.rmtree(full)
+                else:
+                    os.remove(full)
+        log(f'  {name}: the unfinished run in {folder} started with '
+            f'{", ".join(_differences(old, record))}; resuming it would mix '
+            'two runs, so it was cleared and trains from the start')
+    os.makedirs(folder, exist_ok=True)
+    if old is None or stale:
+        dump_json_atomic(record, path)
 
 
 def format_duration(seconds: float) -> str:

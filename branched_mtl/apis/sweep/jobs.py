@@ -3,10 +3,14 @@
 import hashlib
 import os
 import os.path as osp
+import re
 import shlex
+import shutil
 import sys
-from typing import Optional
+import time
+from typing import Callable, Optional
 
+from branched_mtl.utils.errors import UserError
 from branched_mtl.utils.io import dump_json_atomic, write_text_atomic
 from .plan import Job, SweepPlan, read_json
 
@@ -135,19 +139,80 @@ def _job_script(job: Job, command: str, resume: bool, cwd: str,
         if resume else 'from scratch')
 
 
+def config_digest(plan: SweepPlan, text: str) -> str:
+    """The sha256 of a job's config text with the sweep's own folders
+    (``plan.work_dir`` and the single-task runs it reads, as given and as
+    resolved) replaced by placeholders: where a sweep lies is not what it
+    computes."""
+    roots = [(plan.work_dir, '{SWEEP}')]
+    if plan.single_task_dir:
+        roots.append((plan.single_task_dir, '{SINGLE_TASK}'))
+    for root, mark in roots:
+        for form in dict.fromkeys((osp.abspath(root), osp.realpath(root))):
+            text = text.replace(form.rstrip('/') + '/', mark + '/')
+            text = re.sub(re.escape(form.rstrip('/')) + r"(?=['\"])", mark,
+                          text)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _read_meta(path: str) -> dict:
+    """A job's ``job.json``, or {} when missing or unreadable."""
+    try:
+        meta = read_json(path)
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _clear_job(job: Job, why: str, log: Callable[[str], None]) -> None:
+    """Remove what a killed run left in a job's folder (checkpoints, probe,
+    records), keeping its lock file and logs; under the job's lock."""
+    if not osp.isdir(job.job_dir):
+        return
+    keep = {'.lock', 'train.log', 'attempts.log', osp.basename(
+        job.meta_path)}
+    left = [e for e in os.listdir(job.job_dir) if e not in keep]
+    if not left:
+        return
+    from .local import _try_lock
+    fd = _try_lock(job.lock_path)
+    if fd is None:
+        raise UserError(
+            f'job {job.name} must be cleared ({why}), but another process '
+            f'runs it ({job.lock_path} is locked); stop it and run the same '
+            'command again')
+    try:
+        for entry in left:
+            full = osp.join(job.job_dir, entry)
+            if osp.isdir(full) and not osp.islink(full):
+                shutil.rmtree(full)
+            else:
+                os.remove(full)
+    finally:
+        os.close(fd)
+    with open(job.attempts_path, 'a') as f:
+        f.write(f'cleared {time.strftime("%Y-%m-%dT%H:%M:%S")}: {why}\n')
+    log(f'[sweep] {job.name}: {why}; its unfinished run was cleared and '
+        'starts again (resuming it would mix two runs)')
+
+
 def write_jobs(plan: SweepPlan,
                launcher: str = 'pytorch',
                gpus_per_job: int = 1,
                resume: bool = False,
                dist_train: str = DIST_TRAIN,
                train_py: str = TRAIN_PY,
-               cwd: Optional[str] = None) -> None:
+               cwd: Optional[str] = None,
+               log: Optional[Callable[[str], None]] = None) -> None:
     """Write every job's ``config.py`` and ``run.sh``.
 
     A finished job keeps its files; if its config would now differ (other
     options than the run that finished it, as recorded by the config digest
     in its ``job.json``), this is an error rather than a silent mix of two
-    sweeps.
+    sweeps. An unfinished job whose digest differs (a killed job, rerun
+    with another seed or options) is cleared, so that it is not resumed.
+    The digest leaves out where the sweep lies (:func:`config_digest`): a
+    sweep moved, copied or reached through a link is the same sweep.
 
     Args:
         plan: The sweep.
@@ -158,6 +223,7 @@ def write_jobs(plan: SweepPlan,
         dist_train: The launcher script of ``'pytorch'``.
         train_py: The training script.
         cwd: Working directory of the jobs (default: the current one).
+        log: Where the reason for clearing a job goes (default: nowhere).
     """
     if launcher not in LAUNCHERS:
         raise ValueError(f'launcher must be one of {LAUNCHERS}, got '
@@ -166,18 +232,27 @@ def write_jobs(plan: SweepPlan,
         raise ValueError('launcher none runs one process per job; use '
                          'pytorch for --gpus-per-job > 1')
     cwd = osp.abspath(cwd or os.getcwd())
+    log = log or (lambda line: None)
     clashes = []
     for job in plan.jobs:
         text = job.cfg.pretty_text
-        # the Runner dumps its own copy over config.py, so a finished job
-        # is recognised by the digest of the config the sweep wrote
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        # the Runner dumps its own copy over config.py, so a job is
+        # recognised by the digest of the config the sweep wrote
+        digest = config_digest(plan, text)
+        old = _read_meta(job.meta_path)
+        # sweeps written before the digest left the location out
+        same = old.get('config_sha256') in (
+            digest, hashlib.sha256(text.encode()).hexdigest())
         if job.is_done():
-            old = read_json(job.meta_path) if osp.isfile(
-                job.meta_path) else {}
-            if old.get('config_sha256') != digest:
+            if not same:
                 clashes.append(job.name)
             continue
+        if not same:
+            # job.json is written before a job first starts: a killed job
+            # of another config (seed, options) is cleared, never resumed
+            _clear_job(job, 'no record of the config it started with'
+                       if not old else 'it started with another config '
+                       '(seed, --cfg-options or sweep options)', log)
         os.makedirs(job.job_dir, exist_ok=True)
         write_text_atomic(text, job.config_path)
         dump_json_atomic(

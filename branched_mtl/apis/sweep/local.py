@@ -363,7 +363,8 @@ def run_sweep(plan: SweepPlan,
     if exec_mode not in EXEC_MODES:
         raise ValueError(f'exec mode must be one of {EXEC_MODES}, got '
                          f'{exec_mode!r}')
-    write_jobs(plan, launcher, gpus_per_job, resume, dist_train)
+    write_jobs(plan, launcher, gpus_per_job, resume, dist_train,
+               log=lambda line: out.write(line + '\n'))
     todo = sum(not j.is_done() for j in plan.jobs)
     out.write(f'[sweep] {len(plan.jobs)} jobs ({len(plan.stage(0))} '
               f'single-task, {len(plan.stage(1))} recombined, mode '

@@ -82,6 +82,8 @@ class SweepPlan:
         block_names: Names of the encoder's L blocks.
         mode: ``'per-pair'`` or ``'shared-bottom'``.
         jobs: Stage 0 jobs first, then stage 1.
+        single_task_dir: The finished single-task runs it reads (None:
+            they are its stage 0 jobs).
     """
     work_dir: str
     tasks: List[str]
@@ -89,6 +91,7 @@ class SweepPlan:
     block_names: List[str]
     mode: str
     jobs: List[Job]
+    single_task_dir: Optional[str] = None
 
     def stage(self, stage: int) -> List[Job]:
         return [j for j in self.jobs if j.stage == stage]
@@ -291,7 +294,9 @@ def plan_sweep(cfg: Config,
                 jobs.append(
                     Job(name, 1, job_dir, finish(job_cfg, job_dir), deps,
                         dict(target=target, source=source, split=split)))
-    return SweepPlan(work_dir, tasks, splits, block_names, mode, jobs)
+    return SweepPlan(work_dir, tasks, splits, block_names, mode, jobs,
+                     None if single_task_dir is None else
+                     osp.abspath(single_task_dir))
 
 
 def describe_plan(plan: SweepPlan) -> str:
