@@ -38,6 +38,7 @@ from branched_mtl.tree.budget import is_flops_budget
 from branched_mtl.utils.checkpoints import resume_candidates
 from branched_mtl.utils.config import type_name
 from branched_mtl.utils.errors import UserError, short_repr
+from branched_mtl.utils.io import open_append
 from branched_mtl.utils.lock import WorkDirLock
 from branched_mtl.utils.package import tools_dir
 from branched_mtl.utils.paths import check_work_dir
@@ -82,7 +83,7 @@ def _run_step(name: str, cmd: List[str], folder: str,
     reported by stage and folder."""
     os.makedirs(folder, exist_ok=True)
     log_path = osp.join(folder, 'console.log')
-    with open(log_path, 'ab') as out:
+    with open_append(log_path, binary=True) as out:
         code = subprocess.run(cmd, env=env, stdout=out,
                               stderr=subprocess.STDOUT).returncode
     if code != 0:

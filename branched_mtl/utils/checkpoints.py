@@ -251,8 +251,9 @@ def select_resume_checkpoint(work_dir: str,
     """The newest checkpoint of ``work_dir`` that loads.
 
     Every newer one that does not load is reported through ``log`` by name
-    and, with ``rename``, set aside as ``*.corrupt``; ``last_checkpoint``
-    is then pointed at the chosen file.
+    and, with ``rename``, set aside as ``*.corrupt`` when it lies in the
+    work dir (a file elsewhere, named by ``last_checkpoint``, is left as it
+    is); ``last_checkpoint`` is then pointed at the chosen file.
 
     Args:
         work_dir: The run's work dir.
@@ -263,11 +264,17 @@ def select_resume_checkpoint(work_dir: str,
     Returns:
         The checkpoint to resume from, or None when none loads.
     """
+    from .paths import is_inside
     for path in resume_candidates(work_dir):
         try:
             load_checkpoint_file(path)
         except CheckpointError as e:
-            if rename and osp.exists(path):
+            if rename and osp.exists(path) and not is_inside(path, work_dir):
+                # another folder's file (last_checkpoint named it): reported,
+                # never renamed from here
+                log(f'{e}. It lies outside the work dir {work_dir}, so it '
+                    'was left as it is; trying the previous checkpoint')
+            elif rename and osp.exists(path):
                 aside = set_aside(path)
                 log(f'{e}. It was set aside as {aside} (not deleted); '
                     'resuming from the previous checkpoint')

@@ -35,6 +35,32 @@ def open_atomic(path: str, mode: str = 'w') -> Iterator[IO]:
         raise
 
 
+def open_append(path: str, binary: bool = False,
+                buffering: int = -1) -> IO:
+    """Open ``path`` to append, never through a symbolic link.
+
+    A log under a fixed name (``train.log``, ``attempts.log``) is appended
+    to, not replaced; a link planted under that name would otherwise make
+    the run write into its target.
+
+    Raises:
+        UserError: ``path`` is a symbolic link.
+    """
+    from .errors import UserError
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                     | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        if osp.islink(path):
+            raise UserError(f'{path} is a symbolic link; a run appends to '
+                            'that file and must not write through a link. '
+                            'Remove it') from None
+        raise
+    if binary:
+        return os.fdopen(fd, 'ab', buffering=buffering)
+    return os.fdopen(fd, 'a', buffering=buffering, encoding='utf-8')
+
+
 def write_text_atomic(text: str, path: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with open_atomic(path) as f:

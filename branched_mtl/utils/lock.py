@@ -14,8 +14,8 @@ import socket
 import sys
 from typing import Optional
 
-from .errors import WorkDirBusy
-from .paths import check_work_dir
+from .errors import UserError, WorkDirBusy
+from .paths import check_no_foreign_links, check_work_dir
 
 __all__ = ['LOCK_NAME', 'WorkDirLock']
 
@@ -46,9 +46,17 @@ class WorkDirLock:
 
     def acquire(self) -> 'WorkDirLock':
         check_work_dir(self.work_dir, self.option)
-        # not inherited by child processes (O_CLOEXEC): a job that outlives
-        # a killed parent must not keep the parent's work dir locked
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # a link under the lock's name (or elsewhere in the work dir, out of
+        # it) would make this run write into a file it does not own
+        check_no_foreign_links(osp.dirname(self.path), self.option)
+        try:
+            # O_NOFOLLOW: never truncate a link's target; O_CLOEXEC: not
+            # inherited, so a job that outlives a killed parent does not keep
+            # the parent's work dir locked
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+                         | os.O_NOFOLLOW, 0o666)
+        except OSError as e:
+            raise UserError(self._unusable(e)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -59,6 +67,13 @@ class WorkDirLock:
                 'runs in one work dir would overwrite each other\'s '
                 'checkpoints. Wait for it to finish, stop it, or give '
                 'another ' + self.option) from None
+        except OSError as e:
+            os.close(fd)
+            raise UserError(
+                f'{self.option} {self.work_dir}: its file system does not '
+                f'support file locks (flock: {e.strerror}), which keep two '
+                'runs out of one work dir; give a work dir on a local or '
+                'lock-capable file system') from None
         info = dict(pid=os.getpid(), host=socket.gethostname(),
                     command=self.what[:300],
                     since=datetime.datetime.now().isoformat(
@@ -68,6 +83,17 @@ class WorkDirLock:
         os.pwrite(fd, data, 0)
         self.fd = fd
         return self
+
+    def _unusable(self, e: OSError) -> str:
+        """Why the lock file could not be opened, and what to do."""
+        if osp.islink(self.path):
+            return (f'{self.path} is a symbolic link; a work dir\'s lock '
+                    'must be its own file (the run writes to it). Remove it')
+        if osp.isdir(self.path):
+            return (f'{self.path} is a folder; it must be the work dir\'s '
+                    'lock file. Remove it (it holds nothing of a run)')
+        return (f'{self.option} {self.work_dir}: cannot open its lock file '
+                f'{self.path} ({e.strerror}); give a work dir you can write')
 
     def release(self) -> None:
         if self.fd is not None:
@@ -81,13 +107,24 @@ class WorkDirLock:
         self.release()
 
 
+def _clean(value: object, limit: int = 120) -> str:
+    """A holder field fit to print: printable characters only, cut short
+    (the lock file is plain text anyone may have written)."""
+    text = ''.join(c if c.isprintable() else '?' for c in str(value))
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
 def _read_holder(fd: int) -> str:
     try:
         raw = os.pread(fd, 4096, 0).decode('utf-8', 'replace')
         info = json.loads(raw)
-        return (f'process {info["pid"]} on {info["host"]} '
-                f'(`{info["command"]}`, since {info["since"]}; stop it '
-                f'with `kill {info["pid"]}` if it hangs)')
-    except (OSError, ValueError, KeyError, TypeError):
-        # the holder has not written its name yet
+        pid = info['pid']
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid < 1:
+            raise ValueError(pid)
+        return (f'process {pid} on {_clean(info["host"])} '
+                f'(`{_clean(info["command"])}`, since '
+                f'{_clean(info["since"], 40)}; stop it with `kill {pid}` '
+                'if it hangs)')
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        # the holder has not written its name yet (or it is not ours)
         return 'another process (it just started)'

@@ -1,10 +1,68 @@
 """Output paths checked before any work, with messages that say what to do."""
 import os
 import os.path as osp
+from typing import List, Tuple
 
 from .errors import UserError
 
-__all__ = ['check_work_dir', 'check_output_file']
+__all__ = ['check_work_dir', 'check_output_file', 'foreign_links',
+           'check_no_foreign_links', 'is_inside']
+
+
+def _cut(path: str, limit: int = 200) -> str:
+    """A path fit for a one-line message: printable, at most ``limit``."""
+    text = ''.join(c if c.isprintable() else '?' for c in path)
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+def is_inside(path: str, folder: str) -> bool:
+    """Whether ``path`` (resolved, links followed) lies in ``folder``."""
+    real, root = osp.realpath(path), osp.realpath(folder)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def foreign_links(folder: str, limit: int = 5) -> List[Tuple[str, str]]:
+    """Symbolic links under ``folder`` that lead out of it (or nowhere).
+
+    A tool writes into its work dir by name (logs appended, mmengine's
+    ``last_checkpoint`` and config rewritten in place): through such a
+    link it would overwrite a file the work dir does not own. Links whose
+    target lies inside the folder are the folder's own and pass.
+
+    Args:
+        folder: The work dir (walked without following links).
+        limit: Stop after this many.
+
+    Returns:
+        ``(link, target)`` pairs, at most ``limit``.
+    """
+    found = []
+    for top, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = osp.join(top, name)
+            if osp.islink(path) and not (osp.exists(path)
+                                         and is_inside(path, folder)):
+                found.append((path, os.readlink(path)))
+                if len(found) >= limit:
+                    return found
+    return found
+
+
+def check_no_foreign_links(folder: str, option: str = '--work-dir') -> None:
+    """Refuse a work dir holding links that lead out of it.
+
+    Raises:
+        UserError: naming the first such link and its target.
+    """
+    links = foreign_links(folder) if osp.isdir(folder) else []
+    if links:
+        link, target = links[0]
+        raise UserError(
+            f'{option}: {_cut(link)} is a symbolic link to '
+            f'{_cut(target)}, outside the work dir; a run would '
+            'write through it into a file the work dir does not own. '
+            f'Remove it ({len(links)} such link(s) found) or give another '
+            + option)
 
 
 def _file_in_path(path: str) -> str:

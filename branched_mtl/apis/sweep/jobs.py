@@ -11,7 +11,8 @@ import time
 from typing import Callable, Optional
 
 from branched_mtl.utils.errors import UserError
-from branched_mtl.utils.io import dump_json_atomic, write_text_atomic
+from branched_mtl.utils.io import (dump_json_atomic, open_append,
+                                   write_text_atomic)
 from .plan import Job, SweepPlan, read_json
 
 LAUNCHERS = ('pytorch', 'none', 'slurm')
@@ -190,7 +191,7 @@ def _clear_job(job: Job, why: str, log: Callable[[str], None]) -> None:
                 os.remove(full)
     finally:
         os.close(fd)
-    with open(job.attempts_path, 'a') as f:
+    with open_append(job.attempts_path) as f:
         f.write(f'cleared {time.strftime("%Y-%m-%dT%H:%M:%S")}: {why}\n')
     log(f'[sweep] {job.name}: {why}; its unfinished run was cleared and '
         'starts again (resuming it would mix two runs)')

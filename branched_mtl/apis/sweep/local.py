@@ -12,6 +12,8 @@ import time
 import uuid
 from typing import IO, Dict, Optional, Sequence
 
+from branched_mtl.utils.errors import UserError
+from branched_mtl.utils.io import open_append
 from .collect import collect_sweep
 from .jobs import DIST_TRAIN, EXEC_MODES, worker_command, write_jobs
 from .plan import Job, SweepPlan
@@ -20,7 +22,13 @@ from .worker import QUEUE_DIR, failed_in_run, job_failures, write_queue
 
 def _try_lock(path: str) -> Optional[int]:
     """An fd holding an exclusive flock on ``path``, or None if busy."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        # never through a link: the lock file is the job folder's own
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as e:
+        why = 'it is a symbolic link' if osp.islink(path) else e.strerror
+        raise UserError(f'cannot open the job lock {path} ({why}); remove '
+                        'it') from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -283,7 +291,7 @@ def run_workers(plan: SweepPlan,
 
     def start(slot: int) -> None:
         job_port = port + slot if port else _free_port([])
-        log = open(osp.join(log_dir, f'worker{slot}.log'), 'a')
+        log = open_append(osp.join(log_dir, f'worker{slot}.log'))
         # own session: a worker's whole process tree can be stopped
         procs[slot] = subprocess.Popen(
             ['bash', '-c', command], env=dict(base_env, PORT=str(job_port)),

@@ -31,7 +31,7 @@ import traceback
 import uuid
 from typing import IO, Dict, List, Optional, Tuple, Union
 
-from branched_mtl.utils.io import dump_json_atomic
+from branched_mtl.utils.io import dump_json_atomic, open_append
 from .plan import Job, SweepPlan, read_json
 
 QUEUE_DIR = 'workers'
@@ -70,7 +70,7 @@ def _now() -> str:
 
 
 def _append(path: str, line: str) -> None:
-    with open(path, 'a') as f:
+    with open_append(path) as f:
         f.write(line + '\n')
 
 
@@ -173,7 +173,7 @@ def release_mmengine_state(name: str) -> None:
 @contextlib.contextmanager
 def _output_to(path: str):
     """Python-level stdout and stderr into ``path`` (a job's train.log)."""
-    with open(path, 'a', buffering=1) as log:
+    with open_append(path, buffering=1) as log:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(
                 log):
             yield log
