@@ -45,7 +45,7 @@ from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence,
 import numpy as np
 from mmengine.config import Config
 
-from branched_mtl.tree import random_tree_like, validate_branches
+from branched_mtl.tree import random_trees_like, tree_rng, validate_branches
 from branched_mtl.tree.budget import is_flops_budget, parse_size_budget
 from branched_mtl.utils import (UserError, dump_json_atomic,
                                 write_text_atomic)
@@ -337,7 +337,9 @@ class Comparison:
                 self.seeds[0]], self.random_trees)
             summary.update(config=self.source, work_dir=self.work_dir,
                            budget=self.budget_text, alpha=self.alpha,
-                           seeds=self.seeds)
+                           seeds=self.seeds,
+                           budgets=[] if self.budget_text is None
+                           else [self.budget_text])
             dump_json_atomic(dict(summary, per_seed=per_seed),
                              osp.join(self.work_dir, 'comparison.json'))
             png = osp.join(self.work_dir, 'comparison.png')
@@ -511,10 +513,12 @@ class Comparison:
             'ltb/tree', cfg, self._seed_dir(shared.seed, 'ltb', 'tree'),
             fingerprint('ltb', search_fp, shared.seed, config_text(cfg)),
             dict(branches=branches)), shape)
-        # the main job's random trees: same generator, same seed
-        rng = np.random.default_rng(shared.seed)
-        for k in range(self.random_trees):
-            rand = random_tree_like(branches, shared.tasks, rng)
+        # the main job's random trees: distinct relabellings of the tree,
+        # drawn from the seed and the tree's shape like every method's
+        randoms = random_trees_like(
+            branches, shared.tasks, self.random_trees,
+            tree_rng(shared.seed, branches, shared.tasks))
+        for k, rand in enumerate(randoms):
             cfg = shared._with_tree(rand)
             models[f'random/{k}'] = measure_result(shared._train_and_test(
                 f'ltb/random/{k}', cfg,

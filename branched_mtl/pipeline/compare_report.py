@@ -9,6 +9,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.config import Config
 
+from branched_mtl.evaluation.paired_stats import (mean_ci, median_per_seed,
+                                                  paired_difference, win_rate)
 from .branch import BranchJob
 from .report import _delta_m, _lower_is_better, primary_keys
 
@@ -127,6 +129,13 @@ def summarise(per_seed: Dict[int, Dict[str, Any]], methods: Sequence[str],
         row = dict(label=label, method=method, kind=kind,
                    seeds=sorted(seed_models), values=vals,
                    stats={k: mean_std(v) for k, v in vals.items()})
+        if not combine:
+            # every model's own Δm per seed: the paired statistics pair a
+            # method with each random tree of its seed, not with their mean
+            row['delta_m_models'] = {seed: [
+                _delta_m({keys[t]: float(m['metrics'][keys[t]])
+                          for t in tasks}, reference[seed], lower)
+                for m in models] for seed, models in seed_models.items()}
         if cost:
             row['cost'] = {seed: c for seed, c in cost.items()}
             row['stats'].update(
@@ -164,7 +173,88 @@ def summarise(per_seed: Dict[int, Dict[str, Any]], methods: Sequence[str],
             add_row(f'random, size of {LABELS[method]}', method, 'random',
                     randoms, {})
     return dict(tasks=tasks, keys=keys, lower_is_better=lower, rows=rows,
-                failed=failed, random_trees=random_trees)
+                failed=failed, random_trees=random_trees,
+                paired=paired_statistics(rows))
+
+
+def paired_statistics(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """The claims, per method, as paired statistics over seeds.
+
+    Args:
+        rows: :func:`summarise`'s rows (with ``delta_m_models``).
+
+    Returns:
+        ``{method: dict(delta_m, vs_random_median, random_win_rate,
+        random_trees, vs_all_shared)}``: Δm's mean and 95 % bootstrap
+        interval; the paired difference to the median random tree of the
+        same seed (its interval and verdict); the fraction of (seed, random
+        tree) pairs the method wins; the random trees per seed; the paired
+        difference to all-shared.
+    """
+    def per_seed(row: Dict[str, Any]) -> Dict[int, float]:
+        # a method row holds one model per seed
+        return {int(s): float(v[0]) for s, v in row['delta_m_models'].items()}
+
+    methods = [r for r in rows if r['kind'] == 'method']
+    shared = next((per_seed(r) for r in methods
+                   if r['method'] == 'all_shared'), None)
+    out: Dict[str, Any] = {}
+    for row in methods:
+        mine = per_seed(row)
+        entry: Dict[str, Any] = dict(delta_m=mean_ci(list(mine.values())),
+                                     per_seed=mine)
+        random = next((r for r in rows if r['kind'] == 'random'
+                       and r['method'] == row['method']), None)
+        if random is not None:
+            others = {int(s): [float(x) for x in v]
+                      for s, v in random['delta_m_models'].items()}
+            entry.update(
+                vs_random_median=paired_difference(mine,
+                                                   median_per_seed(others)),
+                random_win_rate=win_rate(mine, others),
+                random_trees={s: len(v) for s, v in others.items()})
+        if shared is not None and row['method'] != 'all_shared':
+            entry['vs_all_shared'] = paired_difference(mine, shared)
+        out[row['method']] = entry
+    return out
+
+
+def _ci_text(stat: Optional[Dict[str, Any]]) -> str:
+    if not stat or stat.get('mean') is None:
+        return '—'
+    text = f'{stat["mean"]:+.2f}'
+    if stat.get('low') is not None:
+        text += f' [{stat["low"]:+.2f}, {stat["high"]:+.2f}]'
+    return text
+
+
+def paired_markdown(paired: Dict[str, Any]) -> str:
+    """The paired table of :func:`paired_statistics`, with verdicts."""
+    head = ['method', 'Δm (%) [95 % CI]', 'vs median random tree',
+            'wins vs random trees', 'vs all-shared', 'seeds']
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
+    words = {1: 'better', -1: 'worse', 0: 'no difference shown'}
+    for method, p in paired.items():
+        rate = p.get('random_win_rate')
+        cells = [LABELS.get(method, method), _ci_text(p['delta_m']),
+                 _ci_text(p.get('vs_random_median')),
+                 '—' if rate is None else f'{100 * rate:.0f} %',
+                 _ci_text(p.get('vs_all_shared')),
+                 str(p['delta_m']['n'])]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    verdicts = []
+    for method, p in paired.items():
+        parts = []
+        if 'vs_random_median' in p:
+            parts.append('than the random trees of its size: ' + words[
+                p['vs_random_median']['beyond_interval']])
+        if 'vs_all_shared' in p:
+            parts.append('than all-shared: ' + words[
+                p['vs_all_shared']['beyond_interval']])
+        if parts:
+            verdicts.append(f'- {LABELS.get(method, method)}: '
+                            + '; '.join(parts))
+    return '\n'.join(lines + [''] + verdicts)
 
 
 def format_stat(stat: Dict[str, float], digits: int = 2,
@@ -260,6 +350,16 @@ The retraining of the result is not search cost. Measured on:
 {chr(10).join(lines)}
 
 {chr(10).join(notes)}
+
+## Paired over seeds
+
+Differences are paired by seed (the same data order and single-task
+references), with 95 % bootstrap intervals (scipy, BCa) over the seeds; a
+verdict says "better" or "worse" only where the whole interval is on one side
+of 0. "vs median random tree": the method's Δm minus the median Δm of the
+random trees of its size (relabellings of its tree) of the same seed.
+
+{paired_markdown(summary.get('paired') or {})}
 
 ![Δm against parameters]({osp.basename(png)})
 """

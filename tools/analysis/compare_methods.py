@@ -55,8 +55,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--methods', default=','.join(METHODS),
                         help='comma-separated subset (default: all); the '
                         'single-task models always train (the reference)')
-    parser.add_argument('--random-trees', type=int, default=1,
-                        help='random trees of the size of each tree')
+    parser.add_argument('--random-trees', type=int, default=10,
+                        help='random trees per tree: distinct relabellings '
+                        'of it (same shape and size; fewer where fewer '
+                        'exist), the same for every method of a seed whose '
+                        'tree has that shape')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config')
     args = parser.parse_args(argv)
