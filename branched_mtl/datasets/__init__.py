@@ -4,6 +4,7 @@ from .cityscapes import CityscapesMultiTask
 from .multi_digits import MultiDigits
 from .nyu import NYUv2MultiTask
 from .nyu_mat import NYUv2MatMultiTask
+from .planted_digits import PlantedDigits
 from .probe_split import ProbeSplit, probe_indices
 from .sunrgbd import SUNRGBDMultiTask, export_sunrgbd_labels
 from .synthetic_scenes import SyntheticScenes
@@ -11,5 +12,5 @@ from .synthetic_scenes import SyntheticScenes
 __all__ = [
     'MultiDigits', 'SyntheticScenes', 'CityscapesMultiTask', 'NYUv2MultiTask',
     'CelebA', 'ProbeSplit', 'probe_indices', 'NYUv2MatMultiTask',
-    'SUNRGBDMultiTask', 'export_sunrgbd_labels'
+    'SUNRGBDMultiTask', 'export_sunrgbd_labels', 'PlantedDigits'
 ]
