@@ -23,7 +23,6 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-import numpy as np
 from mmengine.config import Config
 
 from branched_mtl.affinity import collect_rsa, load_affinity, save_affinity
@@ -32,7 +31,7 @@ from branched_mtl.apis import (add_affinity_hook, config_tasks,
 from branched_mtl.apis.runner import evaluate, load_config, train
 from branched_mtl.models import describe_model
 from branched_mtl.tree import (all_shared, count_tree_params, fully_separate,
-                               parse_budget, random_tree_like,
+                               parse_budget, random_trees_like, tree_rng,
                                validate_branches)
 from branched_mtl.tree.budget import is_flops_budget
 from branched_mtl.utils.checkpoints import resume_candidates
@@ -603,15 +602,24 @@ class BranchJob:
             fingerprint('all_shared', self.seed, config_text(shared_cfg)),
             dict(branches=all_shared(self.tasks, len(branches))))
 
-        rng = np.random.default_rng(self.seed)
-        for k in range(self.random_trees):
+        # distinct relabellings of the tree (same shape and size), drawn
+        # from the seed and the shape: every method of this seed whose tree
+        # has this shape meets the same ones
+        randoms = random_trees_like(branches, self.tasks, self.random_trees,
+                                    tree_rng(self.seed, branches, self.tasks))
+        for k, rand in enumerate(randoms):
             progress(f'random/{k}')
-            rand = random_tree_like(branches, self.tasks, rng)
             cfg = self._with_tree(rand)
             self.results[f'random/{k}'] = self._train_and_test(
                 f'random/{k}', cfg, self._dir('random', str(k)),
                 fingerprint('random', tree_fp, k, self.seed,
                             config_text(cfg)), dict(branches=rand))
+
+        for k in range(len(randoms), self.random_trees):
+            progress(f'random/{k}')
+            self._progress.skipped()
+            self.log(f'[branch] random/{k}: the tree has only '
+                     f'{len(randoms)} other relabellings')
 
         progress('report')
         from .report import write_report
