@@ -113,3 +113,98 @@ def build_stock(cfg: dict, registry: Registry = MODELS) -> Any:
         f'{name!r} is not registered in branched_mtl nor in '
         f'{", ".join(STOCK_SCOPES)} ({registry.name} registries); write '
         f'e.g. "mmseg.{name}" to name its scope')
+
+
+class SplitterRegistry:
+    """Block splitters, keyed by backbone class.
+
+    A splitter cuts a built stock backbone into its sharable blocks (see
+    :func:`branched_mtl.models.split_backbone`). It is looked up along the
+    backbone's MRO, so a subclass that only changes how layers are built
+    (ResNetV1c, ResNeXt, SEResNet, Res2Net) uses its parent's splitter. A
+    subclass that overrides ``forward`` does not: the parent's blocks would
+    re-chain the parent's forward, not its own, so it needs a splitter of
+    its own.
+
+    Keys are classes or their dotted paths (``'mmseg.models.backbones.mit.
+    MixVisionTransformer'``), so registering a splitter does not import the
+    package that defines the backbone.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._splitters: dict = {}
+
+    @staticmethod
+    def _key(cls: Any) -> str:
+        if isinstance(cls, str):
+            return cls
+        return f'{cls.__module__}.{cls.__qualname__}'
+
+    def register(self, *backbones: Any, force: bool = False):
+        """Decorator registering ``fn(backbone, granularity) -> blocks``.
+
+        Args:
+            backbones: The backbone classes (or dotted class paths) the
+                function splits.
+            force: Replace a splitter registered before for one of them.
+
+        Returns:
+            The decorator, which returns the function unchanged.
+        """
+        if not backbones:
+            raise TypeError('register_splitter needs at least one backbone '
+                            'class (or dotted class path)')
+
+        def _register(fn):
+            for backbone in backbones:
+                key = self._key(backbone)
+                if key in self._splitters and not force and \
+                        self._splitters[key] is not fn:
+                    raise KeyError(f'{key} already has a block splitter '
+                                   f'({self._splitters[key].__qualname__}); '
+                                   'pass force=True to replace it')
+                self._splitters[key] = fn
+            return fn
+
+        return _register
+
+    def __contains__(self, cls: Any) -> bool:
+        return self._key(cls) in self._splitters
+
+    def keys(self) -> list:
+        """The dotted paths of the registered backbone classes."""
+        return sorted(self._splitters)
+
+    def get(self, backbone: Any):
+        """The splitter of a backbone (an instance or class).
+
+        Raises:
+            TypeError: one line naming the backbone when no class on its MRO
+                has a splitter, or when a class below the registered one
+                overrides ``forward``.
+        """
+        cls = backbone if isinstance(backbone, type) else type(backbone)
+        overrides = None
+        for c in cls.__mro__:
+            fn = self._splitters.get(self._key(c))
+            if fn is not None:
+                if overrides is not None:
+                    raise TypeError(
+                        f'{self._key(cls)} cannot be split with the block '
+                        f'splitter of {self._key(c)}: {self._key(overrides)} '
+                        'overrides its forward; register a splitter for it '
+                        '(see docs/backbones.md)')
+                return fn
+            if overrides is None and 'forward' in vars(c):
+                overrides = c
+        raise TypeError(
+            f'no block splitter for backbone {self._key(cls)}; register one '
+            'with branched_mtl.registry.register_splitter (see '
+            'docs/backbones.md)')
+
+
+# Block splitters of the backbones BranchedEncoder shares among tasks
+# (registered in branched_mtl/models/encoders/splitters/).
+BLOCK_SPLITTERS = SplitterRegistry('block splitter')
+register_splitter = BLOCK_SPLITTERS.register

@@ -217,8 +217,9 @@ def test_flops_budget(tmp_path):
 
 
 # config text on top of the MultiDigits config, then options
-MOBILENET = ('model = dict(encoder=dict(backbone=dict(_delete_=True, '
-             'type="mmpretrain.MobileNetV2", widen_factor=0.25)))')
+# a backbone no block splitter is registered for
+UNSPLITTABLE = ('model = dict(encoder=dict(backbone=dict(_delete_=True, '
+                'type="mmpretrain.LeNet5", num_classes=-1)))')
 CARRY = ('model = dict(encoder=dict(tasks=["left", "right", "left_parity", '
          '"right_parity", "sum", "carry"]), head=dict(task_heads=dict('
          'carry=dict(type="mmpretrain.LinearClsHead", num_classes=2, '
@@ -246,7 +247,7 @@ def test_dense_config_unchanged(tmp_path):
 
 @pytest.mark.parametrize('override, extra, message', [
     (None, ['--budget', '10K'], 'below the all-shared network'),
-    (MOBILENET, [], 'cannot split mmpretrain'),
+    (UNSPLITTABLE, [], 'no block splitter for backbone mmpretrain'),
     (CARRY, [], "'carry'"),
     (None, ['--warmup', '50', '--iters', '10'], 'warm-up'),
 ])

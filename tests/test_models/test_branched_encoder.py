@@ -189,8 +189,9 @@ def test_bad_configs():
         BranchedEncoder(dict(RESNET, frozen_stages=1), TASKS)
     with pytest.raises(ValueError, match='num_classes=-1'):
         BranchedEncoder(dict(VGG, num_classes=10), TASKS)
-    with pytest.raises(TypeError, match='cannot split'):
-        BranchedEncoder(dict(type='mmpretrain.MobileNetV2'), TASKS)
+    with pytest.raises(TypeError, match='no block splitter for backbone '
+                       r'mmpretrain\..*LeNet5'):
+        BranchedEncoder(dict(type='mmpretrain.LeNet5', num_classes=-1), TASKS)
     with pytest.raises(KeyError, match='NoSuchNet'):
         BranchedEncoder(dict(type='NoSuchNet'), TASKS)
 

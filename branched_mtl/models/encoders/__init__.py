@@ -1,7 +1,8 @@
-from .backbone_blocks import BackboneBlock, split_backbone
+from . import splitters  # noqa: F401  (registers the stock block splitters)
+from .backbone_blocks import BackboneBlock, block_feature, split_backbone
 from .branched_encoder import BlockInfo, BranchedEncoder, describe_blocks
 
 __all__ = [
     'BranchedEncoder', 'BlockInfo', 'BackboneBlock', 'split_backbone',
-    'describe_blocks'
+    'block_feature', 'describe_blocks'
 ]

@@ -3,12 +3,28 @@
 A block is a sub-module of the stock backbone that runs on the previous
 block's output; chaining the blocks reproduces the backbone's forward. The
 stock modules themselves are reused (no copy of their code).
+
+A block's output is one tensor, the next block's input. Where the stock
+backbone emits something else there (an output norm, a class token), the
+block says how through a ``stock_feature(output)`` method, which
+:func:`block_feature` applies (ConvNeXt, Swin, ViT); a CNN's blocks emit
+their output as it is.
+
+Which blocks a backbone has is decided by its *block splitter*, a function
+registered in :data:`branched_mtl.registry.BLOCK_SPLITTERS` for the backbone
+class (see ``splitters/`` and docs/backbones.md).
 """
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
+from torch import Tensor
+
+from branched_mtl.registry import BLOCK_SPLITTERS
 
 GRANULARITIES = ('stage', 'layer')
+
+# 'stage', 'layer' or split points (indices of the layers a block ends at)
+Granularity = Union[str, Sequence[int]]
 
 
 class BackboneBlock(NamedTuple):
@@ -25,91 +41,140 @@ class BackboneBlock(NamedTuple):
     out_index: Optional[int]
 
 
-def _is_resnet(backbone: nn.Module) -> bool:
-    # mmpretrain's and mmseg's ResNet families share this structure
-    return hasattr(backbone, 'res_layers') and hasattr(backbone, 'maxpool')
-
-
-def _is_vgg(backbone: nn.Module) -> bool:
-    return hasattr(backbone, 'range_sub_modules') and hasattr(
-        backbone, 'stage_blocks')
-
-
-def _out_position(stage: int, out_indices) -> Optional[int]:
+def out_position(stage: int, out_indices) -> Optional[int]:
+    """Position of stage ``stage``'s output in the stock feature tuple (the
+    stock backbones emit in stage order), or None when not emitted."""
     out_indices = sorted(int(i) for i in out_indices)
     return out_indices.index(stage) if stage in out_indices else None
 
 
-def _resnet_blocks(backbone: nn.Module) -> List[BackboneBlock]:
-    if getattr(backbone, 'deep_stem', False):
-        stem = nn.Sequential(backbone.stem, backbone.maxpool)
-    else:
-        stem = nn.Sequential(backbone.conv1,
-                             getattr(backbone, backbone.norm1_name),
-                             backbone.relu, backbone.maxpool)
-    blocks = [BackboneBlock('stem', stem, None)]
-    for i, name in enumerate(backbone.res_layers):
-        blocks.append(
-            BackboneBlock(name, getattr(backbone, name),
-                          _out_position(i, backbone.out_indices)))
-    return blocks
+def normalize_out_indices(out_indices, num: int, backbone: str) -> List[int]:
+    """``out_indices`` with negative indices counted from the end, checked.
+
+    Raises:
+        ValueError: naming the index out of ``range(-num, num)``.
+    """
+    if isinstance(out_indices, int):
+        out_indices = [out_indices]
+    result = []
+    for i in out_indices:
+        if not -num <= int(i) < num:
+            raise ValueError(f'{backbone}: out index {i} is out of range '
+                             f'for its {num} stages/layers')
+        result.append(int(i) % num)
+    return result
 
 
-def _vgg_blocks(backbone: nn.Module, granularity: str) -> List[BackboneBlock]:
-    if getattr(backbone, 'num_classes', -1) > 0:
-        raise ValueError(
-            'VGG with a classifier (num_classes > 0) cannot be split into '
-            'sharable blocks; set num_classes=-1 and put the classifier in '
-            'the task heads')
-    layers = getattr(backbone, backbone.module_name)
-    blocks = []
-    for s, (start, end) in enumerate(backbone.range_sub_modules):
-        out = _out_position(s, backbone.out_indices)
-        if granularity == 'stage':
-            blocks.append(
-                BackboneBlock(f'stage{s}',
-                              nn.Sequential(*[layers[j] for j in range(start, end)]),
-                              out))
-            continue
-        # One block per conv layer; a stage's pooling goes with its last conv
-        convs = [j for j in range(start, end)
-                 if not isinstance(layers[j], nn.MaxPool2d)]
-        for k, j in enumerate(convs):
-            stop = convs[k + 1] if k + 1 < len(convs) else end
-            blocks.append(
-                BackboneBlock(f'stage{s}.conv{k}',
-                              nn.Sequential(*[layers[i] for i in range(j, stop)]),
-                              out if k + 1 == len(convs) else None))
-    return blocks
+def check_granularity(backbone: nn.Module, granularity: Granularity,
+                      supported: Sequence[str] = GRANULARITIES) -> str:
+    """The granularity a splitter without split points was given, checked.
+
+    Raises:
+        ValueError: one line naming the backbone and what it supports.
+    """
+    if isinstance(granularity, str) and granularity in supported:
+        return granularity
+    raise ValueError(
+        f'{type(backbone).__name__} is split with granularity '
+        f'{" or ".join(repr(g) for g in supported)}, got {granularity!r}'
+        f'{" (split points are for ViTs)" if _is_points(granularity) else ""}')
+
+
+def _is_points(granularity: Granularity) -> bool:
+    return not isinstance(granularity, str) and isinstance(
+        granularity, (list, tuple)) and all(
+            isinstance(i, int) and not isinstance(i, bool)
+            for i in granularity)
+
+
+def split_points(granularity: Granularity, num_layers: int,
+                 backbone: str) -> Tuple[int, ...]:
+    """Split points given as the granularity, checked against the layers.
+
+    Args:
+        granularity: A sequence of layer indices, a block ending at each.
+        num_layers: The backbone's layers.
+        backbone: Its name, for errors.
+
+    Returns:
+        The sorted distinct points.
+
+    Raises:
+        ValueError: naming a point out of ``[0, num_layers)``.
+    """
+    for p in granularity:
+        if not 0 <= p < num_layers:
+            raise ValueError(f'{backbone}: split point {p} is out of range '
+                             f'for its {num_layers} layers (0..'
+                             f'{num_layers - 1})')
+    return tuple(sorted(set(granularity)))
+
+
+def block_feature(module: nn.Module, output: Tensor) -> Tensor:
+    """What the stock backbone emits at a block, from the block's output.
+
+    Args:
+        module: A block's module (or a copy of it).
+        output: Its output.
+
+    Returns:
+        ``module.stock_feature(output)`` where the block defines one (e.g.
+        ConvNeXt's output norm, a ViT's class token), else ``output``.
+    """
+    feature = getattr(module, 'stock_feature', None)
+    return output if feature is None else feature(output)
+
+
+def frozen_parameters(backbone: nn.Module) -> List[str]:
+    """Names of the parameters the stock backbone itself keeps fixed.
+
+    ``frozen_stages`` means different things per backbone (ResNet: -1 is
+    none, 0 the stem; ConvNeXt and ViT: 0 is none), so the test is what
+    it does: the parameters without gradient once in training mode.
+
+    Args:
+        backbone: A built stock backbone (put in training mode).
+
+    Returns:
+        The names, empty when nothing is frozen.
+    """
+    backbone.train()  # ResNet and Swin freeze in train()
+    return [n for n, p in backbone.named_parameters() if not p.requires_grad]
 
 
 def split_backbone(backbone: nn.Module,
-                   granularity: str = 'stage') -> List[BackboneBlock]:
+                   granularity: Granularity = 'stage') -> List[BackboneBlock]:
     """Split a stock backbone into sharable blocks.
 
+    The backbone's splitter is looked up in
+    :data:`branched_mtl.registry.BLOCK_SPLITTERS` along its class's MRO; see
+    docs/backbones.md for the blocks of each supported backbone.
+
     Args:
-        backbone: A built ResNet family (mmpretrain ResNet / ResNetV1c /
-            ResNetV1d, mmseg ResNet / ResNetV1c ...) or mmpretrain VGG.
-        granularity: ``'stage'`` (ResNet: stem, layer1..layer4; VGG: one block
-            per stage) or ``'layer'`` (VGG: one block per conv layer, as for
-            the paper's CelebA thin VGG-16).
+        backbone: A built stock backbone.
+        granularity: ``'stage'`` (a stage, or the layers up to an emitted
+            one for a ViT), ``'layer'`` (one block per layer: VGG conv,
+            ConvNeXt / Swin / MiT block, MobileNet / EfficientNet block,
+            ViT layer; the ResNet family has ``'stage'`` only) or, for a
+            ViT, the split points: the indices of the layers a block ends
+            at, e.g. ``(3, 7)`` for ``layer0-3``, ``layer4-7`` and
+            ``layer8-11`` (a block also ends at each emitted layer).
 
     Returns:
         The blocks, input to output.
+
+    Raises:
+        TypeError: the backbone has no splitter.
+        ValueError: the granularity does not fit the backbone.
     """
-    if granularity not in GRANULARITIES:
-        raise ValueError(f'granularity must be one of {GRANULARITIES}, '
-                         f'got {granularity!r}')
-    if _is_resnet(backbone):
-        if granularity != 'stage':
-            raise ValueError(
-                f'{type(backbone).__name__} supports granularity="stage" '
-                'only (stem, layer1..layer4)')
-        return _resnet_blocks(backbone)
-    if _is_vgg(backbone):
-        return _vgg_blocks(backbone, granularity)
-    raise TypeError(
-        f'BranchedEncoder cannot split {type(backbone).__module__}.'
-        f'{type(backbone).__name__}: supported are the ResNet family '
-        '(mmpretrain / mmseg) and mmpretrain VGG. See README "Adding a '
-        'backbone".')
+    from . import splitters  # noqa: F401  (registers the stock splitters)
+    if not (granularity in GRANULARITIES if isinstance(granularity, str)
+            else _is_points(granularity)):
+        raise ValueError(f'granularity must be one of {GRANULARITIES} or a '
+                         'sequence of split points (layer indices), got '
+                         f'{granularity!r}')
+    blocks = BLOCK_SPLITTERS.get(backbone)(backbone, granularity)
+    if not blocks:
+        raise ValueError(f'{type(backbone).__name__} was split into no '
+                         'blocks')
+    return blocks

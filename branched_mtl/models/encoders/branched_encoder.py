@@ -14,7 +14,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from branched_mtl.registry import MODELS, build_stock
 from branched_mtl.tree import count_tree_params, tree_nodes, validate_branches
-from .backbone_blocks import BackboneBlock, split_backbone
+from .backbone_blocks import (BackboneBlock, block_feature, frozen_parameters,
+                              split_backbone)
 from .sibling_batching import (SIBLING_MODES, batched_siblings,
                                batching_obstacle)
 
@@ -75,11 +76,12 @@ class BranchedEncoder(BaseModule):
     stock backbone returns (its ``out_indices``).
 
     Args:
-        backbone: Config of a stock backbone (ResNet family, VGG).
+        backbone: Config of a stock backbone (ResNet family, VGG, ConvNeXt,
+            Swin, ViT, MiT; see :func:`split_backbone`).
         tasks: Task names.
         branches: The tree: per block, a partition of ``tasks`` into groups.
             None means all blocks shared.
-        granularity: ``'stage'`` or ``'layer'`` (VGG only), see
+        granularity: ``'stage'`` or ``'layer'`` (not the ResNet family), see
             :func:`split_backbone`.
         frozen_blocks: The bottom blocks to freeze (parameters fixed and
             batch norm in eval mode), e.g. for recombined networks.
@@ -111,10 +113,14 @@ class BranchedEncoder(BaseModule):
         self.tasks = list(tasks)
         self.granularity = granularity
         stock = build_stock(self.backbone_cfg)
-        if getattr(stock, 'frozen_stages', -1) != -1:
+        frozen = frozen_parameters(stock)
+        if frozen:
             raise ValueError(
-                f'backbone {self.backbone_cfg["type"]}: frozen_stages is not '
-                'supported inside BranchedEncoder; use frozen_blocks')
+                f'backbone {self.backbone_cfg["type"]}: frozen_stages (or '
+                'another option of the stock backbone that fixes '
+                f'parameters: {", ".join(frozen[:3])}'
+                f'{" ..." if len(frozen) > 3 else ""}) is not supported '
+                'inside BranchedEncoder; use frozen_blocks')
         self.norm_eval = bool(getattr(stock, 'norm_eval', False))
         blocks = split_backbone(stock, granularity)
         self.block_names = [b.name for b in blocks]
@@ -238,17 +244,30 @@ class BranchedEncoder(BaseModule):
                 f'copies sequentially ({reason})')
         return reason is None
 
+    def _features(self, outputs: List[List[Tensor]],
+                  blocks: Sequence[int]) -> Dict[int, Dict[str, Tensor]]:
+        """Per block in ``blocks``, each task's stock feature there (see
+        :func:`block_feature`), computed once per node."""
+        per_block = {}
+        for b in blocks:
+            per_block[b] = {}
+            for g, ((_, group), out) in enumerate(
+                    zip(self._nodes[b], outputs[b])):
+                feature = block_feature(self.nodes[b][g], out)
+                per_block[b].update((t, feature) for t in group)
+        return per_block
+
     def block_features(self, x: Tensor) -> List[Dict[str, Tensor]]:
-        """Per block, each task's features at that block's output."""
+        """Per block, each task's features at that block's output: what the
+        stock backbone emits there for an emitted block, the block's output
+        (a ViT's: its patch map) for the others."""
         outputs = self.forward_nodes(x)
-        return [{
-            t: out
-            for (_, group), out in zip(level, outs) for t in group
-        } for level, outs in zip(self._nodes, outputs)]
+        per_block = self._features(outputs, range(self.num_blocks))
+        return [per_block[b] for b in range(self.num_blocks)]
 
     def forward(self, x: Tensor) -> Dict[str, Tuple[Tensor, ...]]:
         """Returns: per task, the stock backbone's feature tuple."""
-        per_block = self.block_features(x)
+        per_block = self._features(self.forward_nodes(x), self.out_blocks)
         return {
             t: tuple(per_block[b][t] for b in self.out_blocks)
             for t in self.tasks
