@@ -54,6 +54,7 @@ from branched_mtl.utils.package import PACKAGE_DIR
 from .branch import BranchJob, config_text
 from .compare_report import (LABELS, comparison_markdown, plot_comparison,
                              summarise)
+from .compare_sweep import plot_pareto, sweep_markdown
 from .measure import input_shape, measure_model
 from .stages import StageBook, fingerprint
 
@@ -63,6 +64,21 @@ METHODS = ('single_task', 'all_shared') + AFFINITY + ('ltb', 'adashare')
 # train with, so that changing them reruns only that project's method
 SEARCH_KEYS = dict(ltb='ltb', adashare='adashare')
 SHARED_STAGES = ('single_task', 'all_shared')
+
+
+def budget_tag(budget: str) -> str:
+    """A budget's folder name, e.g. ``60%`` -> ``budget_60pct``."""
+    text = str(budget).strip().replace('%', 'pct')
+    safe = ''.join(c if c.isalnum() or c in '.-_' else '_' for c in text)
+    return f'budget_{safe}'
+
+
+def budget_view(record: Dict[str, Any], tag: str) -> Dict[str, Any]:
+    """A seed's record of a budget sweep seen as a one-budget comparison:
+    the references plus that budget's methods."""
+    view = {k: v for k, v in record.items() if k != 'budgets'}
+    view.update(record.get('budgets', {}).get(tag, {}))
+    return view
 
 
 def checkout_root() -> str:
@@ -168,9 +184,14 @@ class MethodJob(BranchJob):
     """
 
     def __init__(self, shared: BranchJob, costs: CostBook,
-                 *args: Any, **kwargs: Any) -> None:
+                 *args: Any, affinity_dir: Optional[str] = None,
+                 cost_prefix: Optional[str] = None, **kwargs: Any) -> None:
         self.shared = shared
         self.costs = costs
+        # a budget sweep measures each affinity once per seed: the
+        # affinity and its record live in ``affinity_dir`` for every budget
+        self.affinity_dir = affinity_dir
+        self.cost_prefix = cost_prefix
         super().__init__(*args, **kwargs)
 
     def _dir(self, *parts: str) -> str:
@@ -178,6 +199,8 @@ class MethodJob(BranchJob):
         # find the shared single-task models here
         if parts and parts[0] in SHARED_STAGES:
             return self.shared._dir(*parts)
+        if parts and parts[0] == 'affinity' and self.affinity_dir:
+            return osp.join(self.affinity_dir, *parts)
         return super()._dir(*parts)
 
     def _train_and_test(self, name: str, cfg: Config, folder: str,
@@ -187,17 +210,25 @@ class MethodJob(BranchJob):
         return super()._train_and_test(name, cfg, folder, fp, extra)
 
     def _affinity(self, fp: str) -> str:
-        if self.book.done('affinity', fp) is not None and osp.isfile(
-                self._dir('affinity', 'affinity.json')):
-            return super()._affinity(fp)
-        with self.costs.measure(f'{self.affinity_method}/affinity'):
-            return super()._affinity(fp)
+        own = self.book
+        if self.affinity_dir:
+            self.book = StageBook(self.affinity_dir)
+        try:
+            if self.book.done('affinity', fp) is not None and osp.isfile(
+                    self._dir('affinity', 'affinity.json')):
+                return super()._affinity(fp)
+            with self.costs.measure(f'{self.affinity_method}/affinity'):
+                return super()._affinity(fp)
+        finally:
+            self.book = own
 
     def _tree(self, fp: str, affinity_path: str) -> dict:
         if self.book.done('tree', fp) is not None and osp.isfile(
                 self._dir('tree', 'branched.py')):
             return super()._tree(fp, affinity_path)
-        with self.costs.measure(f'{self.affinity_method}/tree'):
+        key = '/'.join(filter(None, [self.cost_prefix, self.affinity_method,
+                                     'tree']))
+        with self.costs.measure(key):
             return super()._tree(fp, affinity_path)
 
 
@@ -235,6 +266,10 @@ class Comparison:
             (``3.5GFLOPs``); Learning to Branch gets it as its budget,
             AdaShare as its size target.
         alpha: Complexity weight of the affinity trees instead of a budget.
+        budgets: Several sizes (a budget sweep): every method runs at every
+            budget; the single-task and all-shared models, and each
+            affinity, are trained or measured once per seed for all of
+            them. Method folders go to ``seed_<s>/budget_<b>/``.
         methods: Subset of :data:`METHODS` (the single-task models always
             train: they are every Δm's reference).
         random_trees: Random trees of each tree's size.
@@ -244,6 +279,7 @@ class Comparison:
 
     def __init__(self, config: str, work_dir: str, seeds: Sequence[int],
                  budget: Any = None, alpha: Optional[float] = None,
+                 budgets: Optional[Sequence[str]] = None,
                  methods: Optional[Sequence[str]] = None,
                  random_trees: int = 1,
                  cfg_options: Optional[dict] = None,
@@ -263,14 +299,28 @@ class Comparison:
         # the reference of every Δm
         self.methods = [m for m in METHODS
                         if m in methods or m == 'single_task']
-        if budget is None and alpha is None:
+        if budget is not None and budgets:
+            raise UserError('give --budget or --budgets, not both')
+        self.budgets = [str(b) for b in budgets] if budgets else (
+            [] if budget is None else [budget])
+        tags = [budget_tag(b) for b in self.budgets]
+        if len(set(tags)) != len(tags):
+            raise UserError(f'--budgets repeats a budget: {self.budgets}')
+        if not self.budgets and alpha is None:
             raise UserError('give --budget (or --alpha for the affinity '
                             'trees)')
+        if len(self.budgets) > 1 and alpha is not None:
+            raise UserError('--alpha with several budgets: give one or the '
+                            'other')
         if isinstance(random_trees, bool) or not isinstance(
                 random_trees, int) or random_trees < 0:
             raise UserError(f'--random-trees must be a whole number >= 0, '
                             f'got {random_trees!r}')
-        self.budget_text, self.alpha = budget, alpha
+        self.alpha = alpha
+        # the budget being run and its folder tag (None: one budget, the
+        # folders of a single comparison)
+        self.budget_text = self.budgets[0] if self.budgets else None
+        self.tag: Optional[str] = None
         self.random_trees = random_trees
         self.log = log
         cfg = Config.fromfile(config)
@@ -306,7 +356,23 @@ class Comparison:
                     return  # unchanged: keep the file (and its time)
         write_text_atomic(text, path)
 
+    def _use_budget(self, budget: Optional[str]) -> None:
+        self.budget_text = budget
+        self.tag = (budget_tag(budget) if budget is not None
+                    and len(self.budgets) > 1 else None)
+
+    def _mdir(self, seed: int, method: str, *parts: str) -> str:
+        """A method's folder at the budget being run."""
+        return self._seed_dir(seed, *filter(None, [self.tag]), method,
+                              *parts)
+
+    def _key(self, name: str) -> str:
+        """A record or cost name at the budget being run."""
+        return f'{self.tag}/{name}' if self.tag else name
+
     def _shared_job(self, seed: int) -> BranchJob:
+        # one per seed and budget, on the seed folder: they share the
+        # single-task and all-shared records
         job = BranchJob(self.config, self._seed_dir(seed), alpha=self.alpha,
                         budget=self.budget_text, random_trees=0, seed=seed,
                         log=self.log)
@@ -326,32 +392,63 @@ class Comparison:
         """
         with WorkDirLock(self.work_dir, option='--work-dir'):
             self._write_configs()
-            # every seed's inputs checked before anything trains
-            shared = {s: self._shared_job(s) for s in self.seeds}
+            # every seed's and budget's inputs checked before anything
+            # trains
+            budgets = self.budgets or [None]
+            jobs = {}
+            for b in budgets:
+                self._use_budget(b)
+                for s in self.seeds:
+                    jobs[s, b] = self._shared_job(s)
             per_seed = {}
             for i, seed in enumerate(self.seeds):
                 self.log(f'[compare] seed {seed} ({i + 1} of '
                          f'{len(self.seeds)})')
-                per_seed[seed] = self._run_seed(shared[seed])
-            summary = summarise(per_seed, self.methods, shared[
-                self.seeds[0]], self.random_trees)
-            summary.update(config=self.source, work_dir=self.work_dir,
-                           budget=self.budget_text, alpha=self.alpha,
-                           seeds=self.seeds,
-                           budgets=[] if self.budget_text is None
-                           else [self.budget_text])
-            dump_json_atomic(dict(summary, per_seed=per_seed),
+                per_seed[seed] = self._run_seed(
+                    {b: jobs[seed, b] for b in budgets})
+            first = jobs[self.seeds[0], budgets[0]]
+            if len(budgets) == 1:
+                self._use_budget(budgets[0])
+                summary = summarise(per_seed, self.methods, first,
+                                    self.random_trees)
+                summary.update(config=self.source, work_dir=self.work_dir,
+                               budget=self.budget_text, alpha=self.alpha,
+                               seeds=self.seeds, budgets=self.budgets)
+                result = dict(summary, per_seed=per_seed)
+            else:
+                by_budget = {}
+                for b in budgets:
+                    self._use_budget(b)
+                    views = {s: budget_view(rec, self.tag)
+                             for s, rec in per_seed.items()}
+                    by_budget[b] = dict(
+                        summarise(views, self.methods, first,
+                                  self.random_trees), budget=b)
+                summary = dict(config=self.source, work_dir=self.work_dir,
+                               seeds=self.seeds, budgets=self.budgets,
+                               random_trees=self.random_trees,
+                               by_budget=by_budget)
+                result = dict(summary, per_seed=per_seed)
+            dump_json_atomic(result,
                              osp.join(self.work_dir, 'comparison.json'))
             png = osp.join(self.work_dir, 'comparison.png')
-            plot_comparison(summary, png)
-            text = comparison_markdown(summary, png)
+            if len(budgets) == 1:
+                plot_comparison(summary, png)
+                text = comparison_markdown(summary, png)
+            else:
+                plot_pareto(summary, png)
+                text = sweep_markdown(summary, png)
             write_text_atomic(text,
                               osp.join(self.work_dir, 'comparison.md'))
             self.log(text)
             self.log(f'[compare] {osp.join(self.work_dir, "comparison.md")}')
             return summary
 
-    def _run_seed(self, shared: BranchJob) -> Dict[str, Any]:
+    def _run_seed(self, jobs: Dict[Optional[str], BranchJob]
+                  ) -> Dict[str, Any]:
+        """One seed: the references once, then every method at every
+        budget (``jobs``: the seed's job per budget)."""
+        shared = next(iter(jobs.values()))
         seed = shared.seed
         costs = CostBook(self._seed_dir(seed, 'compare'))
         book = StageBook(self._seed_dir(seed, 'compare'))
@@ -376,7 +473,26 @@ class Comparison:
             out['all_shared'] = self._method(
                 book, 'all_shared', seed,
                 lambda: self._all_shared(shared, shape))
+        if len(jobs) == 1:
+            self._use_budget(next(iter(jobs)))
+            out.update(self._run_methods(shared, book, costs, shape))
+            return out
+        out['budgets'] = {}
+        for budget, job in jobs.items():
+            self._use_budget(budget)
+            self.log(f'[compare] budget {budget}')
+            out['budgets'][self.tag] = self._run_methods(job, book, costs,
+                                                         shape)
+        return out
+
+    def _run_methods(self, shared: BranchJob, book: StageBook,
+                     costs: CostBook, shape: tuple) -> Dict[str, Any]:
+        """Every method but the references, at the budget being run."""
+        seed = shared.seed
+        out: Dict[str, Any] = {}
         for method in self.methods:
+            if method in SHARED_STAGES:
+                continue
             if method in AFFINITY:
                 out[method] = self._method(
                     book, method, seed,
@@ -409,13 +525,14 @@ class Comparison:
         """One method of one seed: its record if it finished with these
         inputs, else run it; a failure is recorded, not raised."""
         fp = self._inputs(method, seed)
-        done = book.done(method, fp)
+        key = method if method in SHARED_STAGES else self._key(method)
+        done = book.done(key, fp)
         if done is not None:
             self.log(f'[compare] {LABELS[method]}: done earlier, skipped')
             return done
         self.log(f'[compare] {LABELS[method]}')
         failed_path = osp.join(self._seed_dir(seed, 'compare'),
-                               'failed', f'{method}.json')
+                               'failed', key.replace('/', '__') + '.json')
         try:
             result = dict(status='done', **run())
         except Exception as e:  # noqa: B902  (recorded, the rest go on)
@@ -428,7 +545,7 @@ class Comparison:
             return failed
         if osp.isfile(failed_path):
             os.remove(failed_path)
-        book.finish(method, fp, result)
+        book.finish(key, fp, result)
         return result
 
     # ------------------------------------------------------------ methods
@@ -447,20 +564,24 @@ class Comparison:
     def _affinity_method(self, shared: BranchJob, method: str,
                          costs: CostBook, shape: tuple) -> Dict:
         job = MethodJob(shared, costs, self.config,
-                        self._seed_dir(shared.seed, method),
+                        self._mdir(shared.seed, method),
                         affinity=method, alpha=self.alpha,
                         budget=self.budget_text,
                         random_trees=self.random_trees, seed=shared.seed,
-                        log=self.log)
+                        log=self.log,
+                        affinity_dir=(self._seed_dir(shared.seed, method)
+                                      if self.tag else None),
+                        cost_prefix=self.tag)
         job.run()
         models = {'tree': measure_result(job.results['branched'], shape)}
-        for k in range(self.random_trees):
-            models[f'random/{k}'] = measure_result(
-                job.results[f'random/{k}'], shape)
+        # fewer than R where the tree has fewer relabellings
+        for name in sorted(k for k in job.results
+                           if k.startswith('random/')):
+            models[name] = measure_result(job.results[name], shape)
         # TAG's affinity needs no single-task models
         keys = ([] if method == 'tag' else
                 [f'single_task/{t}' for t in shared.tasks])
-        keys += [f'{method}/affinity', f'{method}/tree']
+        keys += [f'{method}/affinity', self._key(f'{method}/tree')]
         return dict(models=models, cost=costs.total(keys),
                     report=osp.join(job.work_dir, 'report.md'))
 
@@ -479,8 +600,8 @@ class Comparison:
                 costs: CostBook, extra: List[str], record: str) -> dict:
         """Run a project's search tool once per seed (kept when done with
         the same inputs); returns its record."""
-        folder = self._seed_dir(shared.seed, method, 'search')
-        book = StageBook(self._seed_dir(shared.seed, method))
+        folder = self._mdir(shared.seed, method, 'search')
+        book = StageBook(self._mdir(shared.seed, method))
         fp = fingerprint('search', self._inputs(method, shared.seed), extra)
         done = book.done('search', fp)
         if done is not None and osp.isfile(done['record']):
@@ -491,7 +612,7 @@ class Comparison:
         cmd = [sys.executable, project_tool(project),
                osp.join(self.work_dir, f'{method}_config.py'),
                '--work-dir', folder, '--seed', str(shared.seed)] + extra
-        with costs.measure(f'{method}/search'):
+        with costs.measure(self._key(f'{method}/search')):
             _run_tool(cmd, folder)
         path = osp.join(folder, record)
         if not osp.isfile(path):
@@ -510,7 +631,8 @@ class Comparison:
         models = {}
         cfg = shared._with_tree(branches)
         models['tree'] = measure_result(shared._train_and_test(
-            'ltb/tree', cfg, self._seed_dir(shared.seed, 'ltb', 'tree'),
+            self._key('ltb/tree'), cfg, self._mdir(shared.seed, 'ltb',
+                                                   'tree'),
             fingerprint('ltb', search_fp, shared.seed, config_text(cfg)),
             dict(branches=branches)), shape)
         # the main job's random trees: distinct relabellings of the tree,
@@ -521,13 +643,14 @@ class Comparison:
         for k, rand in enumerate(randoms):
             cfg = shared._with_tree(rand)
             models[f'random/{k}'] = measure_result(shared._train_and_test(
-                f'ltb/random/{k}', cfg,
-                self._seed_dir(shared.seed, 'ltb', 'random', str(k)),
+                self._key(f'ltb/random/{k}'), cfg,
+                self._mdir(shared.seed, 'ltb', 'random', str(k)),
                 fingerprint('ltb_random', search_fp, k, shared.seed,
                             config_text(cfg)), dict(branches=rand)), shape)
-        return dict(models=models, cost=costs.total(['ltb/search']),
+        return dict(models=models,
+                    cost=costs.total([self._key('ltb/search')]),
                     search=dict(branches=branches,
-                                record=osp.join(self._seed_dir(
+                                record=osp.join(self._mdir(
                                     shared.seed, 'ltb', 'search'),
                                     'search.json')))
 
@@ -554,12 +677,12 @@ class Comparison:
                                   allow_failed_imports=False)
         cfg = shared._select_multi_task(cfg)
         result = shared._train_and_test(
-            'adashare/model', cfg,
-            self._seed_dir(shared.seed, 'adashare', 'model'),
+            self._key('adashare/model'), cfg,
+            self._mdir(shared.seed, 'adashare', 'model'),
             fingerprint('adashare', record['policy'], shared.seed,
                         config_text(cfg)), dict(policy=record['policy']))
         return dict(models=dict(model=measure_result(result, shape)),
-                    cost=costs.total(['adashare/search']),
+                    cost=costs.total([self._key('adashare/search')]),
                     search=dict(policy=record['policy'],
                                 size_target_met=record.get(
                                     'size_target_met')))

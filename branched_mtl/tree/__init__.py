@@ -5,6 +5,8 @@ from .config_writer import check_task_names, write_tree_config
 from .cost import (all_shared_alpha, check_affinity, reorder_affinity,
                    tree_cost, tree_cost_breakdown)
 from .draw import draw_tree
+# registers the fused attention op's FLOPs with mmengine's analysis
+from .flops import attention_flop_jit
 from .random_tree import (canonical_tree, count_relabellings, random_tree_like,
                           random_trees_like, tree_rng, tree_shape)
 from .search import alpha_sweep, search_tree
@@ -15,5 +17,5 @@ __all__ = [
     'check_affinity', 'reorder_affinity', 'all_shared_alpha', 'search_tree',
     'alpha_sweep', 'random_tree_like', 'random_trees_like', 'tree_rng',
     'tree_shape', 'count_relabellings', 'canonical_tree', 'parse_budget', 'check_task_names',
-    'write_tree_config', 'draw_tree'
+    'write_tree_config', 'draw_tree', 'attention_flop_jit'
 ]

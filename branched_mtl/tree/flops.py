@@ -18,7 +18,35 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 from .branches import Branches, count_tree_params
 
 __all__ = ['tree_flops_info', 'count_tree_flops', 'parse_input_shape',
-           'config_input_shape']
+           'config_input_shape', 'attention_flop_jit']
+
+
+def attention_flop_jit(inputs: list, outputs: list) -> int:
+    """FLOPs (multiply-adds) of ``aten::scaled_dot_product_attention``:
+    ``Q K^T`` and the weighted sum of ``V``, ``B L S (E + E_v)``.
+
+    mmengine's analysis has no handle for the fused attention op and counts
+    it as 0, which would leave a vision transformer's attention out of its
+    blocks' FLOPs (mmpretrain's ViT calls it; Swin and MiT use matmuls).
+    """
+    from mmengine.analysis.jit_handles import get_shape
+    q, k, v = (get_shape(x) for x in inputs[:3])
+    batch = 1
+    for d in q[:-2]:
+        batch *= int(d)
+    length, source = int(q[-2]), int(k[-2])
+    return batch * length * source * (int(q[-1]) + int(v[-1]))
+
+
+def _register_attention_flops() -> None:
+    # one table for every analysis of the package (tree search, reports,
+    # the projects), so that a tree's FLOPs and a built model's agree
+    from mmengine.analysis import complexity_analysis
+    complexity_analysis._DEFAULT_SUPPORTED_FLOP_OPS.setdefault(
+        'aten::scaled_dot_product_attention', attention_flop_jit)
+
+
+_register_attention_flops()
 
 
 def parse_input_shape(text: Any) -> Tuple[int, ...]:

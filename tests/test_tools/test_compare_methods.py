@@ -254,3 +254,47 @@ def test_bad_input_names_it(tmp_path):
     with pytest.raises(UserError, match='not found'):
         Comparison(str(tmp_path / 'none.py'), work, [0], budget='60%')
     assert not osp.exists(work)  # nothing written before the checks
+
+
+def test_budget_sweep_shares_references_and_affinity(tmp_path, capsys):
+    config = tmp_path / 'tiny.py'
+    config.write_text(TINY)
+    work = tmp_path / 'sweep'
+    tool = _tool()
+    argv = [str(config), '--work-dir', str(work), '--budgets', '40%,80%',
+            '--methods', 'all_shared,rsa', '--random-trees', '2']
+    assert tool.main(argv) == 0
+    doc = json.load(open(work / 'comparison.json'))
+    assert doc['budgets'] == ['40%', '80%'] and doc['seeds'] == [0]
+    assert set(doc['by_budget']) == {'40%', '80%'}
+    sizes = {}
+    for budget, part in doc['by_budget'].items():
+        rows = {r['label']: r for r in part['rows']}
+        assert {'single-task', 'all-shared', 'RSA tree'} <= set(rows)
+        sizes[budget] = rows['RSA tree']['stats']['params']['mean']
+        assert set(part['paired']) == {'all_shared', 'rsa'}
+        assert 'vs_all_shared' in part['paired']['rsa']
+    # a larger budget never gives a smaller tree
+    assert sizes['40%'] <= sizes['80%']
+    seed = work / 'seed_0'
+    # the references and the affinity once per seed; trees per budget
+    assert sorted(os.listdir(seed / 'single_task')) == ['left',
+                                                        'left_parity', 'sum']
+    assert (seed / 'rsa' / 'affinity' / 'affinity.json').is_file()
+    for tag in ('budget_40pct', 'budget_80pct'):
+        assert (seed / tag / 'rsa' / 'tree' / 'branched.py').is_file()
+        assert not (seed / tag / 'rsa' / 'affinity').exists()
+    md = (work / 'comparison.md').read_text()
+    assert '## Budget `40%`' in md and '## Budget `80%`' in md
+    assert (work / 'comparison.png').stat().st_size > 0
+    # resumed: nothing trains again
+    before = _checkpoints(work)
+    capsys.readouterr()
+    assert tool.main(argv) == 0
+    assert _checkpoints(work) == before
+    assert capsys.readouterr().out.count('RSA tree: done earlier') == 2
+    with pytest.raises(SystemExit):
+        tool.parse_args([str(config), '--work-dir', str(work),
+                         '--budgets', ','])
+    assert tool.main([str(config), '--work-dir', str(work),
+                      '--budgets', '40%,40%']) == 2

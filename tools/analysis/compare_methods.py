@@ -1,7 +1,8 @@
 """Every way of deciding what layers to share, on one config, over seeds.
 
     python tools/analysis/compare_methods.py CONFIG --work-dir DIR \
-        (--budget 60%|25M|3.5GFLOPs | --alpha A) [--seeds S] [--seed S0] \
+        (--budget 60%|25M|3.5GFLOPs | --budgets 20%,40%,60%,80% | --alpha A) \
+        [--seeds S] [--seed S0] \
         [--methods single_task,all_shared,rsa,tournament,tag,ltb,adashare] \
         [--random-trees R] [--cfg-options k=v ...]
 
@@ -12,7 +13,13 @@ retrained); R random trees of the size of each tree. Every model trains
 from scratch with the config's schedule, keeps its best probe checkpoint
 and is tested once. ``DIR/comparison.md`` (+ ``.png``, ``.json``): per
 method Δm and every task's metric (mean ± std over seeds), parameters,
-FLOPs, measured CPU throughput and the search's wall and CPU seconds.
+FLOPs, measured CPU throughput and the search's wall and CPU seconds;
+paired statistics per method (95 % bootstrap intervals of Δm, of the
+difference to the median random tree and to all-shared, win rate against
+the random trees). With ``--budgets``: every method at every budget (the
+single-task and all-shared models and each affinity once per seed), a
+paired table per budget and the Pareto figure (Δm against parameters and
+FLOPs, the random trees as a band).
 
 The projects' search settings are the config's ``ltb = dict(...)`` and
 ``adashare = dict(...)`` (or ``--cfg-options ltb.iters=300 ...``); they do
@@ -46,6 +53,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'the single-task models together) or FLOPs per '
                         'image (3.5GFLOPs); LTB\'s budget, AdaShare\'s '
                         'size target')
+    parser.add_argument('--budgets',
+                        help='a budget sweep: comma-separated budgets '
+                        '(20%%,40%%,60%%,80%%; parameters or FLOPs), every '
+                        'method at every budget, the references once')
     parser.add_argument('--alpha', type=float,
                         help='complexity weight of the affinity trees, '
                         'instead of a budget')
@@ -63,8 +74,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config')
     args = parser.parse_args(argv)
-    if args.budget is None and args.alpha is None:
-        parser.error('give --budget (or --alpha)')
+    if args.budget is None and args.alpha is None and not args.budgets:
+        parser.error('give --budget, --budgets (or --alpha)')
+    if args.budgets is not None:
+        args.budgets = [b.strip() for b in args.budgets.split(',')
+                        if b.strip()]
+        if not args.budgets:
+            parser.error('--budgets names no budget')
     if args.seeds < 1:
         parser.error(f'--seeds must be >= 1, got {args.seeds}')
     if args.random_trees < 0:
@@ -80,7 +96,7 @@ def main(argv=None) -> int:
         Comparison(
             args.config, args.work_dir,
             seeds=list(range(args.seed, args.seed + args.seeds)),
-            budget=args.budget, alpha=args.alpha,
+            budget=args.budget, alpha=args.alpha, budgets=args.budgets,
             methods=[m.strip() for m in args.methods.split(',')
                      if m.strip()],
             random_trees=args.random_trees,
