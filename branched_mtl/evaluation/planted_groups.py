@@ -95,13 +95,12 @@ def _pairs(matrix: np.ndarray) -> np.ndarray:
 
 
 def _as_splits(matrix, tasks: Sequence[str]) -> np.ndarray:
-    arr = np.asarray(matrix, dtype=np.float64)
-    if arr.ndim == 2:
-        arr = arr[None]
+    given = np.asarray(matrix, dtype=np.float64)
+    arr = given[None] if given.ndim == 2 else given
     n = len(tasks)
     if arr.ndim != 3 or arr.shape[1:] != (n, n):
         raise ValueError(f'expected an (N, N) or (L, N, N) matrix for '
-                         f'{n} tasks, got shape {arr.shape}')
+                         f'{n} tasks, got shape {given.shape}')
     if not np.isfinite(arr).all():
         raise ValueError('the matrix holds NaN or infinite values')
     return arr

@@ -186,3 +186,56 @@ def test_shipped_config_heads_match_the_task_set():
     # the three splits read their own pools
     assert [cfg[f'{s}_dataloader'].dataset.split
             for s in ('train', 'val', 'test')] == ['train', 'probe', 'test']
+
+
+NEW_TASK_SET = '''
+_base_ = [{base!r}]
+# a new task set: two digits side by side, their order and sum, the
+# stripes (`_delete_`: replace the base's task set, not merge into it)
+specs = dict(
+    order=dict(op='order', factors=['digit_0', 'digit_1']),
+    total=dict(op='sum', factors=['digit_0', 'digit_1']),
+    stripes=dict(op='class', factor='stripe_orientation'))
+planted = dict(digits=['order', 'total'], scene=['stripes'])
+tasks = list(specs)
+small = dict(task_specs=dict(_delete_=True, **specs),
+             groups=dict(_delete_=True, **planted), tasks=tasks,
+             num_digits=2, image_size=(32, 64), num_samples=48)
+train_dataloader = dict(batch_size=16, dataset=small)
+val_dataloader = dict(dataset=small)
+test_dataloader = dict(dataset=small)
+width = 2
+model = dict(
+    encoder=dict(tasks=tasks,
+                 backbone=dict(base_channels=width, stem_channels=width)),
+    head=dict(task_heads=dict(_delete_=True, **{{
+        t: dict(type='mmpretrain.LinearClsHead', num_classes=n,
+                in_channels=8 * width)
+        for t, n in dict(order=2, total=19, stripes=4).items()}})))
+val_evaluator = dict(task_metrics=dict(_delete_=True, **{{
+    t: dict(type='mmpretrain.Accuracy') for t in tasks}}))
+test_evaluator = val_evaluator
+iters = 4
+param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False, begin=0,
+                        end=iters)]
+train_cfg = dict(max_iters=iters, val_interval=iters)
+default_hooks = dict(checkpoint=dict(interval=iters))
+'''
+
+
+def test_a_task_set_written_in_a_config_file_trains(tmp_path):
+    from branched_mtl.apis.runner import load_config, train
+    path = tmp_path / 'new_task_set.py'
+    path.write_text(NEW_TASK_SET.format(base=CONFIG))
+    cfg = load_config(str(path), str(tmp_path / 'work'))
+    runner = train(cfg)
+    dataset = runner.train_dataloader.dataset
+    assert dataset.metainfo['num_classes'] == dict(order=2, total=19,
+                                                   stripes=4)
+    labels = [dataset[i]['data_samples'] for i in range(8)]
+    assert all(set(s.to_dict()) >= {'order', 'total', 'stripes'}
+               for s in labels)
+    assert (tmp_path / 'work' / 'iter_4.pth').is_file()
+    metrics = runner.test()
+    assert {k.split('/')[0] for k in metrics if k != 'score'} == {
+        'order', 'total', 'stripes'}

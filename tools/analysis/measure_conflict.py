@@ -15,6 +15,7 @@ writes ``conflict.json`` and ``conflict.png`` under ``--out`` and, with
 work dir, so an interrupted measurement resumes where it stopped.
 """
 import argparse
+import copy
 import json
 import os
 import os.path as osp
@@ -30,6 +31,7 @@ warnings.filterwarnings(
     'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 import branched_mtl  # noqa: F401,E402  (compat before mmseg)
 from branched_mtl.apis.configs import config_tasks, single_task_config  # noqa: E402,E501
@@ -77,9 +79,11 @@ def _run(cfg, folder: str, grads: bool) -> dict:
     runner = build_runner(cfg)
     result: Dict = {}
     if grads:
-        # the init the run starts from: the runner initialises the weights
-        # when training starts, so measure on an initialised copy first
+        # the runner initialises the weights when training starts: draw the
+        # same init here first (the RNG state put back afterwards)
+        rng = torch.get_rng_state()
         runner.model.init_weights()
+        torch.set_rng_state(rng)
         batch = _probe_batch(runner)
         result['blocks'], init = gradient_cosines(runner.model, batch)
         result['cos_init'] = init.tolist()
@@ -246,6 +250,34 @@ def plot(result: dict, path: str) -> None:
     plt.close(fig)
 
 
+def plot_samples(cfg, path: str, num: int = 24) -> None:
+    """Probe images with their factors, as the data set renders them."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from branched_mtl.registry import DATASETS
+    ds_cfg = copy.deepcopy(cfg.val_dataloader.dataset)
+    ds_cfg.pipeline = []
+    dataset = DATASETS.build(ds_cfg)
+    cols = 8
+    fig, axes = plt.subplots(num // cols, cols, figsize=(cols * 1.6,
+                                                       num // cols * 1.8))
+    for i, ax in enumerate(axes.flat):
+        info = dataset[i]
+        f = info['factors']
+        ax.imshow(info['img'])
+        # the first digit's class and rotation, the stripes' orientation
+        # and period (index into the config's lists)
+        digit = f.get('digit', f.get('digit_0'))
+        rot = f.get('rotation', f.get('rotation_0'))
+        ax.set_title(f'{digit} {rot:+.0f}\u00b0 o{f["stripe_orientation"]}'
+                     f' p{f["stripe_period"]}', fontsize=7)
+        ax.axis('off')
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def write_doc(path: str, text: str) -> None:
     with open(path) as f:
         doc = f.read()
@@ -269,13 +301,15 @@ def main(argv: Optional[List[str]] = None) -> dict:
         or 'unknown'
     result['machine'] = (f'{platform.machine()}, {os.cpu_count()} cores, '
                          f'OMP_NUM_THREADS={os.environ.get("OMP_NUM_THREADS")}'
-                         f', torch {__import__("torch").__version__}')
+                         f', torch {torch.__version__}')
     result['finished'] = time.strftime('%Y-%m-%d %H:%M')
     result['command'] = command
     os.makedirs(args.out, exist_ok=True)
     with open(osp.join(args.out, 'conflict.json'), 'w') as f:
         json.dump(result, f, indent=1)
     plot(result, osp.join(args.out, 'conflict.png'))
+    plot_samples(load_config(args.config, args.work_dir),
+                 osp.join(args.out, 'samples.png'))
     if args.doc:
         write_doc(args.doc, markdown(result, command))
     print(f'wrote {osp.join(args.out, "conflict.json")}')
