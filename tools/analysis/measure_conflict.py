@@ -34,9 +34,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import branched_mtl  # noqa: F401,E402  (compat before mmseg)
-from branched_mtl.apis.configs import config_tasks, single_task_config  # noqa: E402,E501
+from branched_mtl.apis.configs import (  # noqa: E402
+    config_tasks, single_task_config)
 from branched_mtl.apis.runner import build_runner, load_config  # noqa: E402
-from branched_mtl.evaluation.planted_groups import within_across  # noqa: E402,E501
+from branched_mtl.evaluation.planted_groups import (  # noqa: E402
+    within_across)
 from branched_mtl.evaluation.task_conflict import (  # noqa: E402
     accuracy_gaps, gradient_cosines, read_task_curves, set_width,
     unconverged_tasks)
