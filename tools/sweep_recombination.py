@@ -125,7 +125,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='list the jobs and exit')
     parser.add_argument('--partition', help='Slurm partition')
     parser.add_argument('--gpus-per-node', type=int, default=8,
-                        help='Slurm: GPUs of a node')
+                        help='Slurm: GPUs of a node; 0 for CPU nodes (no '
+                        'GPU request)')
     parser.add_argument('--cpus-per-task', type=int, default=5,
                         help='Slurm: CPUs per task')
     parser.add_argument('--dist-train', default=DIST_TRAIN,
@@ -155,7 +156,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             validate=args.validate,
             early_stop=None if args.early_stop is None else dict(
                 patience=args.early_stop, interval=args.early_stop_interval,
-                min_delta=args.early_stop_min_delta))
+                min_delta=args.early_stop_min_delta), config=args.config)
         if args.dry_run:
             print(describe_plan(plan))
             return 0

@@ -28,6 +28,7 @@ from mmengine.config import Config
 from branched_mtl.affinity import collect_rsa, load_affinity, save_affinity
 from branched_mtl.apis import (add_affinity_hook, config_tasks,
                                single_task_config)
+from branched_mtl.apis.checks import check_data_tasks, check_probe
 from branched_mtl.apis.runner import evaluate, load_config, train
 from branched_mtl.models import describe_model
 from branched_mtl.tree import (all_shared, count_tree_params, fully_separate,
@@ -35,14 +36,13 @@ from branched_mtl.tree import (all_shared, count_tree_params, fully_separate,
                                validate_branches)
 from branched_mtl.tree.budget import is_flops_budget
 from branched_mtl.utils.checkpoints import resume_candidates
-from branched_mtl.utils.config import type_name
 from branched_mtl.utils.errors import UserError, short_repr
 from branched_mtl.utils.io import open_append
 from branched_mtl.utils.lock import WorkDirLock
 from branched_mtl.utils.package import tools_dir
 from branched_mtl.utils.paths import check_work_dir
-from .selection import (best_checkpoint, multi_task_metrics,
-                        read_probe_curve, set_selection, still_improving)
+from .selection import (best_checkpoint, read_probe_curve, set_selection,
+                        still_improving)
 from .stages import (Progress, StageBook, fingerprint, format_duration,
                      start_training)
 
@@ -95,30 +95,6 @@ def _run_step(name: str, cmd: List[str], folder: str,
             f'it in {log_path} and its logs in {folder}. Fix the cause and '
             'run the same command again: finished stages are kept and '
             'training resumes from its last checkpoint')
-
-
-def _labelled_tasks(ds: Any) -> Optional[List[str]]:
-    """The ``tasks`` a data set config gives labels for, through wrappers
-    (``dataset=``, ``datasets=``), or None when the config does not say."""
-    if not isinstance(ds, dict):
-        return None
-    tasks = ds.get('tasks')
-    if isinstance(tasks, (list, tuple)):
-        return [str(t) for t in tasks]
-    parts = ds.get('datasets')
-    if isinstance(parts, (list, tuple)) and parts:
-        found = [_labelled_tasks(p) for p in parts]
-        if any(f is None for f in found):
-            return None
-        return list(dict.fromkeys(t for f in found for t in f))
-    return _labelled_tasks(ds.get('dataset'))
-
-
-def _evaluator_tasks(evaluator: Any) -> List[str]:
-    """Tasks the MultiTaskMetric(s) of an evaluator config score."""
-    return list(dict.fromkeys(
-        str(t) for metric in multi_task_metrics(evaluator)
-        for t in (metric.get('task_metrics') or {})))
 
 
 def config_text(cfg: Config) -> str:
@@ -216,9 +192,12 @@ class BranchJob:
             raise ValueError(
                 f'{self.config}: a branched network needs at least two tasks, '
                 f'the config has {len(self.tasks)}: {self.tasks}')
-        self._check_dataset_tasks()
-        self._check_evaluator_tasks()
-        self._check_probe_split()
+        # the data label every task, the evaluators score only those, and
+        # the val loader (every decision reads it) reads neither a test
+        # image nor a training sample
+        check_data_tasks(self.cfg, self.tasks, self.config)
+        check_probe(self.cfg, self.config,
+                    self._probe().get('num_samples'))
         self.info = describe_model(self.cfg.model.to_dict())
         nb = len(self.info['block_names'])
         bp, hp = self.info['block_params'], self.info['head_params']
@@ -283,103 +262,6 @@ class BranchJob:
                 'or a percentage of the single-task models together '
                 f'(60%){hint}')
         return budget
-
-    def _check_dataset_tasks(self) -> None:
-        from branched_mtl.registry import DATASETS
-        for loader in ('train_dataloader', 'val_dataloader',
-                       'test_dataloader'):
-            ds = self.cfg.get(loader, {}).get('dataset', {})
-            cls = DATASETS.get(ds.get('type', '')) if ds else None
-            known = getattr(cls, 'METAINFO', {}).get('tasks') if cls else None
-            if known is None:
-                continue
-            unknown = [t for t in self.tasks if t not in known]
-            if unknown:
-                raise ValueError(
-                    f'{self.config}: task(s) {unknown} unknown to '
-                    f'{ds["type"]} of {loader} (it has {list(known)})')
-        # a head whose task the training data does not label would train
-        # on nothing, silently
-        given = _labelled_tasks(self.cfg.get('train_dataloader', {}).get(
-            'dataset'))
-        if given is not None:
-            missing = [t for t in self.tasks if t not in given]
-            if missing:
-                raise UserError(
-                    f'{self.config}: the training data gives labels for '
-                    f'{given} only (train_dataloader ... tasks), so the '
-                    f'head(s) of {missing} would never be trained. Add '
-                    f'{missing} to its `tasks` or remove them from the model '
-                    '(model.encoder.tasks and model.head.task_heads)')
-
-    def _check_evaluator_tasks(self) -> None:
-        """Evaluators score only tasks the model predicts and the data
-        labels (else a stock metric fails deep in validation)."""
-        for name, loader in (('val_evaluator', 'val_dataloader'),
-                             ('test_evaluator', 'test_dataloader')):
-            scored = _evaluator_tasks(self.cfg.get(name))
-            extra = [t for t in scored if t not in self.tasks]
-            if extra:
-                raise UserError(
-                    f'{self.config}: {name} scores task(s) {extra} that the '
-                    f'model does not have (its tasks: {self.tasks}); remove '
-                    f'them from {name}.task_metrics')
-            given = _labelled_tasks(self.cfg.get(loader, {}).get('dataset'))
-            missing = [t for t in scored if given is not None
-                       and t not in given]
-            if missing:
-                raise UserError(
-                    f'{self.config}: {loader} gives labels for {given} only, '
-                    f'so {missing} could not be scored; add them to its '
-                    '`tasks`')
-
-    def _check_probe_split(self) -> None:
-        """Decisions read the val loader: it must not be the test split and
-        must hold the affinity probe's K samples."""
-        val = self.cfg.get('val_dataloader', {}).get('dataset')
-        test = self.cfg.get('test_dataloader', {}).get('dataset')
-        if not val:
-            raise ValueError(
-                f'{self.config}: no val_dataloader; every decision (affinity '
-                'probe, best checkpoint) reads it. Give it a probe split '
-                '(branched_mtl.ProbeSplit, part=\'probe\') of the training '
-                'data')
-        if val == test:
-            raise ValueError(
-                f'{self.config}: val_dataloader and test_dataloader read the '
-                'same data, so the affinity, the tree and the checkpoints '
-                'would be chosen on the test images. Make the val loader a '
-                'probe split of the training data (branched_mtl.ProbeSplit, '
-                'part=\'probe\') or a validation split distinct from test')
-        train = self.cfg.get('train_dataloader', {}).get('dataset') or {}
-
-        def is_split(ds: dict) -> bool:
-            return type_name(ds) == 'ProbeSplit'
-
-        if is_split(val) and is_split(train):
-            # the two parts are complements only when drawn alike from the
-            # same source; the pipelines may differ
-            def source(ds: dict) -> dict:
-                inner = dict(ds.get('dataset') or {})
-                inner.pop('pipeline', None)
-                return dict(inner=inner, num_samples=ds.get('num_samples'),
-                            seed=ds.get('seed', 0))
-
-            if source(train) != source(val):
-                raise ValueError(
-                    f'{self.config}: the train and probe parts of the '
-                    'ProbeSplit are drawn from different sources or with '
-                    f'different settings (train: {source(train)}, probe: '
-                    f'{source(val)}); they would overlap. Give both the '
-                    'same dataset (but for its pipeline), num_samples and '
-                    'seed')
-        probe = self._probe()
-        size = val.get('num_samples') if is_split(val) else None
-        k = probe.get('num_samples')
-        if size is not None and k is not None and size < k:
-            raise ValueError(
-                f'{self.config}: the probe split has {size} samples but the '
-                f'affinity probe needs branch.probe.num_samples={k}')
 
     # ------------------------------------------------------------ helpers
     def _dir(self, *parts: str) -> str:

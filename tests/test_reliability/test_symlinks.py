@@ -36,7 +36,8 @@ def test_symlinked_lock_is_refused_and_its_target_untouched(
         'branch': [cfg, '--work-dir', wd, '--budget', '70%',
                    '--random-trees', '0'],
         'sweep_recombination': [cfg, '--work-dir', wd, '--launcher', 'none',
-                                '--tasks', 'left,sum', '--splits', '1'],
+                                '--tasks', 'left,sum', '--splits', '1',
+                                '--probe-samples', '8'],
     }[tool]
     code, err = run_main(tool, argv, capsys)
     assert code == 2, err

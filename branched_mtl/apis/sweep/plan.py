@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config
 
+from ..checks import check_data_tasks, check_probe
 from ..configs import (add_affinity_hook, add_early_stopping, config_tasks,
                        disable_validation,
                        encoder_block_names, recombined_config,
@@ -187,7 +188,8 @@ def plan_sweep(cfg: Config,
                probe_samples: int = 64,
                probe_seed: int = 0,
                validate: bool = False,
-               early_stop: Optional[dict] = None) -> SweepPlan:
+               early_stop: Optional[dict] = None,
+               config: str = 'the config') -> SweepPlan:
     """Turn a multi-task config into the jobs of a recombination sweep.
 
     Args:
@@ -211,6 +213,7 @@ def plan_sweep(cfg: Config,
             :class:`ProbeEarlyStoppingHook` (``patience``, ``interval``,
             ``min_delta``); its K samples are drawn from the probe set
             with another seed than the affinity's. None: full schedule.
+        config: How to name the config in messages (its path).
 
     Returns:
         The plan.
@@ -225,6 +228,11 @@ def plan_sweep(cfg: Config,
         raise ValueError(f'a sweep needs at least 2 tasks, got {tasks}')
     block_names = encoder_block_names(cfg)
     splits = parse_splits(splits, block_names)
+    # the checks of tools/branch.py, before anything trains: every task
+    # labelled (a single-task job would otherwise train on nothing), and a
+    # probe that reads no test image nor training sample and holds K
+    check_data_tasks(cfg, config_tasks(cfg), config)
+    check_probe(cfg, config, probe_samples, '--probe-samples')
     work_dir = osp.abspath(work_dir)
     probe = dict(dataset='val', num_samples=probe_samples, seed=probe_seed)
     # the tournament reads the recombined runs' losses, never their features
