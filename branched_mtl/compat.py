@@ -17,6 +17,9 @@ Imported by ``branched_mtl/__init__.py`` before anything from mmseg:
    (``mmengine.config.utils.MODULE2PACKAGE``); branched_mtl adds itself, so
    ``_base_ = 'branched_mtl::multidigits/branch_multidigits.py'`` finds the
    configs installed in ``branched_mtl/.mim`` once branched_mtl is imported.
+   mmengine finds a package through ``pkg_resources``, missing with
+   setuptools >= 81 and in Python 3.12 venvs: the look-up is replaced by
+   one through ``importlib.metadata``, so a plain ``pip install .`` works.
 4. ``compile=True`` with bf16/fp16 (``AmpOptimWrapper``): mmengine's
    ``autocast`` compares version strings with ``digit_version`` inside the
    compiled ``train_step``, and torch 2.11's dynamo fails to trace
@@ -28,6 +31,7 @@ import importlib.util
 import os.path as osp
 import sys
 import types
+from typing import Optional
 
 _MISSING_OP_MSG = (
     "mmcv.ops.{name} needs mmcv's compiled ops, which mmcv-lite does not "
@@ -198,11 +202,80 @@ def _constant_digit_versions() -> None:
     amp_wrapper.digit_version = constant_digit_version
 
 
+def _find_module_dir(module: str) -> Optional[str]:
+    """The folder of an importable top-level package, or None."""
+    if osp.isabs(module):  # an editable install's top_level.txt (setup.py)
+        return module if osp.isdir(module) else None
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin in (None, 'namespace'):
+        return None
+    return osp.dirname(spec.origin)
+
+
+def is_installed(package: str) -> bool:
+    """mmengine's ``is_installed`` without ``pkg_resources``."""
+    from importlib import metadata
+    try:
+        metadata.distribution(package)
+        return True
+    except metadata.PackageNotFoundError:
+        return _find_module_dir(package) is not None
+
+
+def get_installed_path(package: str) -> str:
+    """mmengine's ``get_installed_path`` without ``pkg_resources``: the
+    folder of the distribution ``package`` (``mmsegmentation`` -> its
+    ``mmseg``), found through ``importlib.metadata`` and the import system.
+
+    Raises:
+        ModuleNotFoundError: neither a distribution nor a module of that name.
+    """
+    from importlib import metadata
+    try:
+        dist = metadata.distribution(package)
+    except metadata.PackageNotFoundError:
+        dist = None
+    modules = [package]
+    if dist is not None:
+        modules += (dist.read_text('top_level.txt') or '').splitlines()
+    for module in filter(None, (m.strip() for m in modules)):
+        folder = _find_module_dir(module)
+        if folder is not None:
+            return folder
+    if dist is not None:
+        location = str(dist.locate_file(''))
+        for module in modules:
+            if module and osp.isdir(osp.join(location, module)):
+                return osp.join(location, module)
+    raise ModuleNotFoundError(f'{package} is not installed')
+
+
+def _config_packages_without_pkg_resources() -> None:
+    """mmengine finds the package of a ``pkg::`` config base through
+    ``pkg_resources``, which setuptools >= 81 no longer ships and Python
+    3.12 venvs lack: with a plain ``pip install .`` every ``mmseg::``,
+    ``mmpretrain::`` and ``branched_mtl::`` base failed. The two look-ups
+    are answered with ``importlib.metadata`` and ``importlib.util``
+    instead, wherever mmengine imported them."""
+    import mmengine.config.config as config_module
+    import mmengine.utils as utils
+    import mmengine.utils.package_utils as package_utils
+    for module in (config_module, utils, package_utils):
+        if hasattr(module, 'is_installed'):
+            module.is_installed = is_installed
+        if hasattr(module, 'get_installed_path'):
+            module.get_installed_path = get_installed_path
+
+
 def setup() -> None:
     """Apply the fixes; safe to call more than once."""
     _install_mmcv_ops_stub()
     _allow_mmengine_checkpoint_types()
     _register_config_package()
+    _config_packages_without_pkg_resources()
     _memoize_config_formatting()
     _constant_digit_versions()
 

@@ -46,6 +46,10 @@ MAX_FILE_BYTES = 64 << 20
 PathLike = Union[str, os.PathLike]
 
 
+# affinities are read from JSON text; an asymmetry below this is rounding
+SYMMETRY_TOL = 1e-6
+
+
 def _check_names(names: Any, what: str, where: str) -> list:
     if not isinstance(names, (list, tuple)) or not names:
         raise ValueError(f'{where}: {what!r} must be a non-empty list of '
@@ -183,6 +187,19 @@ def validate_affinity(tasks: Sequence[str],
             f'{high:g}], the range of {method} affinities ({what}); '
             f'{int(bad.sum())} value(s) out of range. Recompute the file '
             'with tools/compute_affinity.py')
+    # every method's affinity is symmetric (the tree cost reads A[i, j] as
+    # A[j, i]); an asymmetric file was edited or written by something else
+    asym = np.abs(arr - arr.transpose(0, 2, 1))
+    if asym.size and asym.max() > SYMMETRY_TOL:
+        l, i, j = (int(v) for v in np.unravel_index(asym.argmax(),
+                                                    asym.shape))
+        pairs = int((asym > SYMMETRY_TOL).sum()) // 2
+        raise ValueError(
+            f'{where}: affinity is not symmetric: at '
+            f'{_position((l, i, j), tasks, layers)} it is {arr[l, i, j]:.6g} '
+            f'but {arr[l, j, i]:.6g} the other way round ({pairs} pair(s) '
+            f'differ by more than {SYMMETRY_TOL:g}). Recompute the file with '
+            'tools/compute_affinity.py')
     return arr
 
 

@@ -21,11 +21,11 @@ import os.path as osp
 import pickle
 import re
 import struct
-import tempfile
 import zipfile
 from typing import Any, Callable, List, Optional
 
 from .errors import CheckpointError, CheckpointMissing
+from .io import mkstemp_shared
 
 __all__ = [
     'atomic_save_checkpoint', 'install_atomic_checkpoints',
@@ -70,9 +70,7 @@ def write_bytes_atomic(data: bytes, path: str) -> None:
     tmp = None
     try:
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder,
-                                   prefix='.' + osp.basename(path) + '.',
-                                   suffix='.tmp')
+        fd, tmp = mkstemp_shared(folder, '.' + osp.basename(path) + '.')
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()

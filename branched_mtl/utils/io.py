@@ -7,6 +7,40 @@ import tempfile
 from typing import IO, Any, Iterator
 
 
+def current_umask() -> int:
+    """This process's umask, read without changing it where Linux allows
+    (``/proc/self/status``; ``os.umask`` twice elsewhere)."""
+    try:
+        with open('/proc/self/status', encoding='ascii') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def mkstemp_shared(folder: str, prefix: str, suffix: str = '.tmp'):
+    """``tempfile.mkstemp`` with the mode an ordinary new file gets.
+
+    mkstemp creates its file 0600; renamed to a result's name, a
+    checkpoint, report or record would be unreadable to the group that
+    shares a cluster folder. The file gets ``0666 & ~umask``, as
+    ``open(path, 'w')`` would give it.
+
+    Returns:
+        ``(fd, path)``.
+    """
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    except OSError:  # a file system without modes: keep mkstemp's
+        pass
+    return fd, tmp
+
+
 @contextlib.contextmanager
 def open_atomic(path: str, mode: str = 'w') -> Iterator[IO]:
     """Open a temp file beside ``path``; on success rename it to ``path``.
@@ -20,8 +54,7 @@ def open_atomic(path: str, mode: str = 'w') -> Iterator[IO]:
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path),
-                               suffix='.tmp')
+    fd, tmp = mkstemp_shared(folder, '.' + osp.basename(path))
     try:
         with os.fdopen(fd, mode, **({} if 'b' in mode else
                                     dict(encoding='utf-8'))) as f:

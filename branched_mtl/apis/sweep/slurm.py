@@ -15,8 +15,7 @@ _SBATCH = """#!/usr/bin/env bash
 #SBATCH --array=0-{last}%{max_parallel}
 #SBATCH --ntasks={gpus}
 #SBATCH --ntasks-per-node={per_node}
-#SBATCH --gres=gpu:{per_node}
-#SBATCH --cpus-per-task={cpus}
+{gres}#SBATCH --cpus-per-task={cpus}
 #SBATCH --output={log_dir}/%x_%A_%a.out
 # One array task per job; a finished job (done.json) exits at once, so the
 # array can be submitted again after a failure.
@@ -32,8 +31,7 @@ _WORKER_SBATCH = """#!/usr/bin/env bash
 #SBATCH --array=0-{last}
 #SBATCH --ntasks={gpus}
 #SBATCH --ntasks-per-node={per_node}
-#SBATCH --gres=gpu:{per_node}
-#SBATCH --cpus-per-task={cpus}
+{gres}#SBATCH --cpus-per-task={cpus}
 #SBATCH --output={log_dir}/%x_%A_%a.out
 # One in-process worker per array task: each claims the stage's jobs one
 # after another (done.json: skipped), so the array can be submitted again
@@ -61,7 +59,7 @@ def write_slurm(plan: SweepPlan,
         plan: The sweep.
         partition: Slurm partition.
         gpus_per_job: GPUs (tasks) per job.
-        gpus_per_node: GPUs of a node.
+        gpus_per_node: GPUs of a node; 0 for CPU nodes (no GPU request).
         cpus_per_task: CPUs per task.
         max_parallel: Array tasks running at once (in-process: the
             number of workers per stage).
@@ -77,6 +75,14 @@ def write_slurm(plan: SweepPlan,
     if exec_mode not in EXEC_MODES:
         raise ValueError(f'exec mode must be one of {EXEC_MODES}, got '
                          f'{exec_mode!r}')
+    for name, value, low in (('--gpus-per-job', gpus_per_job, 1),
+                             ('--gpus-per-node', gpus_per_node, 0),
+                             ('--cpus-per-task', cpus_per_task, 1),
+                             ('--max-parallel', max_parallel, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or \
+                value < low:
+            raise ValueError(f'{name} must be a whole number >= {low}, got '
+                             f'{value!r}')
     write_jobs(plan, 'slurm', gpus_per_job, resume)
     queue = write_queue(plan, resume) if exec_mode == 'in-process' else None
     slurm_dir = osp.join(plan.work_dir, 'slurm')
@@ -88,14 +94,19 @@ def write_slurm(plan: SweepPlan,
         if not jobs:
             continue
         path = osp.join(slurm_dir, f'stage{stage}.sbatch')
-        per_node = min(gpus_per_job, gpus_per_node)
+        # GPUs are asked for only where there are some (0: CPU nodes,
+        # one process per task, no --gres that Slurm would refuse there)
+        per_node = (min(gpus_per_job, gpus_per_node) if gpus_per_node > 0
+                    else gpus_per_job)
+        gres = (f'#SBATCH --gres=gpu:{per_node}\n' if gpus_per_node > 0
+                else '')
         if queue is not None:
             write_text_atomic(
                 _WORKER_SBATCH.format(
                     job_name=f'{job_name}-s{stage}', partition=partition,
                     last=min(max_parallel, len(jobs)) - 1, gpus=gpus_per_job,
-                    per_node=per_node, cpus=cpus_per_task, log_dir=log_dir,
-                    cwd=q(os.getcwd()),
+                    per_node=per_node, gres=gres, cpus=cpus_per_task,
+                    log_dir=log_dir, cwd=q(os.getcwd()),
                     command=worker_command(queue, 'slurm', gpus_per_job,
                                            stage=stage)), path)
             names.append(path)
@@ -104,7 +115,7 @@ def write_slurm(plan: SweepPlan,
             _SBATCH.format(
                 job_name=f'{job_name}-s{stage}', partition=partition,
                 last=len(jobs) - 1, max_parallel=max_parallel,
-                gpus=gpus_per_job, per_node=per_node,
+                gpus=gpus_per_job, per_node=per_node, gres=gres,
                 cpus=cpus_per_task, log_dir=log_dir,
                 jobs='\n'.join(f'  {q(j.job_dir)}' for j in jobs)), path)
         names.append(path)
