@@ -156,6 +156,11 @@ def _temp_beside(path: str, suffix: str) -> str:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path),
                                suffix=suffix)
     os.close(fd)
+    # mkstemp makes the file private (0600); an exported model is for
+    # others to read, so it gets the permissions of any new file
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     return tmp
 
 
@@ -283,8 +288,9 @@ def export_checkpoint(config: str,
         cfg_options: Overrides of the config.
 
     Returns:
-        ``dict(format, shape, tasks, outputs={task: shape}, max_abs_error=
-        {task: error} (with ``check``))``.
+        ``dict(format, shape, tasks, outputs={task: ['N', C, ...]},
+        max_abs_error={task: error}, tolerance)`` (the last two with
+        ``check``).
 
     Raises:
         UserError: an unknown suffix, a missing config or checkpoint, a
@@ -303,7 +309,7 @@ def export_checkpoint(config: str,
     example = example_images(shape, batch=2)
     export_model(wrapper, example, out)
     report = dict(format=fmt, shape=list(shape), tasks=wrapper.tasks,
-                  outputs={t: [None, *o.shape[1:]] for t, o in
+                  outputs={t: ['N', *o.shape[1:]] for t, o in
                            eager_outputs(wrapper, example).items()})
     if check:
         # other images and batch size than traced: the batch is free

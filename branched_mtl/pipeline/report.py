@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from mmengine.config import Config
 
 from branched_mtl.affinity import load_affinity
+from branched_mtl.apis.inference import plot_test_predictions
 from branched_mtl.evaluation import delta_m
 from branched_mtl.tree import format_tree
 from branched_mtl.tree.draw import draw_tree
@@ -15,6 +16,10 @@ from branched_mtl.visualization.affinity import (plot_affinity_heatmaps,
                                                  plot_affinity_vs_depth)
 from .measure import input_shape, measure_model
 from .selection import still_improving
+
+
+# test images in the report's prediction figure
+PREDICTION_IMAGES = 3
 
 
 def primary_keys(metrics: Dict[str, float], tasks: List[str],
@@ -226,7 +231,8 @@ def write_report(job: Any, affinity_path: str, tree: dict,
                 depth=osp.join(wd, 'fig_affinity_vs_depth.png'),
                 tree=osp.join(wd, 'fig_tree.png'),
                 tradeoff=osp.join(wd, 'fig_params_vs_delta_m.png'),
-                curves=osp.join(wd, 'fig_probe_curves.png'))
+                curves=osp.join(wd, 'fig_probe_curves.png'),
+                predictions=osp.join(wd, 'fig_predictions.png'))
     plot_affinity_heatmaps(doc['affinity'], doc['tasks'], doc['layers'],
                            figs['heatmaps'])
     plot_affinity_vs_depth(doc['affinity'], doc['tasks'], doc['layers'],
@@ -236,6 +242,11 @@ def write_report(job: Any, affinity_path: str, tree: dict,
               title='chosen tree')
     _plot_params_vs_delta_m(rows, figs['tradeoff'])
     _plot_probe_curves(job, figs['curves'])
+    # the branched network on the first test images, beside ground truth
+    branched_run = job.results['branched']
+    plot_test_predictions(branched_run['config'], branched_run['checkpoint'],
+                          figs['predictions'], num_images=PREDICTION_IMAGES,
+                          title='branched network on test images')
     convergence = convergence_lines(job)
 
     table = _table(rows, keys, tasks)
@@ -280,6 +291,15 @@ model, by this table.
 {table}
 
 {chr(10).join(verdict)}
+
+## Predictions on test images
+
+The branched network on the first {PREDICTION_IMAGES} test images: each
+dense task's prediction above its ground truth, each class task's
+predicted label with the true one under it (`tools/infer.py` draws the
+same pictures for any image, docs/inference.md).
+
+![predictions]({osp.basename(figs['predictions'])})
 
 ## Convergence (probe split)
 

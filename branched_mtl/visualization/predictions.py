@@ -147,24 +147,27 @@ def _offsets(ax, offsets: np.ndarray, scale: Optional[float]) -> str:
     return f'max {top:.3g} px'
 
 
-def _classification(ax, array: np.ndarray, gt: bool) -> str:
+def _classification(ax, array: np.ndarray, gt: bool,
+                    truth: Optional[int] = None) -> str:
     # a class task's labels are indices (a digit, a count); the data sets'
     # `classes` name the segmentation classes, not these
-    name = str
-
     ax.set_facecolor('white')
     if gt:
-        ax.text(0.5, 0.5, name(int(array[0])), ha='center', va='center',
+        ax.text(0.5, 0.5, str(int(array[0])), ha='center', va='center',
                 fontsize=20, transform=ax.transAxes)
         return 'true label'
     order = np.argsort(-array)
     top = int(order[0])
-    ax.text(0.5, 0.6, name(top), ha='center', va='center', fontsize=20,
-            transform=ax.transAxes)
-    others = ', '.join(f'{name(int(i))}: {array[i]:.2f}'
-                       for i in order[1:3])
-    ax.text(0.5, 0.2, f'score {array[top]:.2f}\n{others}', ha='center',
-            va='center', fontsize=6, transform=ax.transAxes)
+    colour = 'black' if truth is None else (
+        'tab:green' if truth == top else 'tab:red')
+    ax.text(0.5, 0.6, str(top), ha='center', va='center', fontsize=20,
+            color=colour, transform=ax.transAxes)
+    others = ', '.join(f'{int(i)}: {array[i]:.2f}' for i in order[1:3])
+    lines = [f'score {array[top]:.2f}', others]
+    if truth is not None:
+        lines.append(f'true label {truth}')
+    ax.text(0.5, 0.2, '\n'.join(lines), ha='center', va='center',
+            fontsize=6, transform=ax.transAxes)
     return 'predicted label'
 
 
@@ -172,7 +175,8 @@ def draw_task(ax, kind: str, array: np.ndarray,
               image: Optional[np.ndarray] = None,
               meta: Optional[Dict[str, Any]] = None,
               title: str = '', gt: bool = False,
-              vrange: Optional[Tuple[float, float]] = None) -> None:
+              vrange: Optional[Tuple[float, float]] = None,
+              truth: Optional[int] = None) -> None:
     """Draw one task's prediction (or ground truth) on an axis.
 
     Args:
@@ -187,6 +191,8 @@ def draw_task(ax, kind: str, array: np.ndarray,
         vrange: Depth: the colour scale's range; offsets: ``(0, max)`` of
             the length scale. Shared by a prediction and its ground truth
             so that their colours compare.
+        truth: A class task's true label, written under the prediction
+            (green when they agree, red otherwise).
     """
     meta = meta or {}
     if kind == 'segmentation':
@@ -205,7 +211,7 @@ def draw_task(ax, kind: str, array: np.ndarray,
         note = _offsets(ax, array.astype(np.float32),
                         vrange[1] if vrange else None)
     elif kind == 'classification':
-        note = _classification(ax, np.asarray(array), gt)
+        note = _classification(ax, np.asarray(array), gt, truth)
     else:
         raise ValueError(f'unknown task kind {kind!r}; known: {list(KINDS)}')
     ax.set_xticks([])
@@ -307,7 +313,8 @@ def plot_predictions_vs_gt(rows: Sequence[Dict[str, Any]],
                            tasks: Sequence[str], path: str,
                            meta: Optional[Dict[str, Any]] = None,
                            title: str = '') -> None:
-    """A few images with every task's prediction above its ground truth.
+    """A few images with every task's prediction above its ground truth
+    (a class task: its true label written under the prediction).
 
     Args:
         rows: Per image, ``dict(image=RGB uint8, name=str, pred={task:
@@ -320,19 +327,32 @@ def plot_predictions_vs_gt(rows: Sequence[Dict[str, Any]],
     """
     if not rows:
         raise ValueError('plot_predictions_vs_gt needs at least one image')
+    # class tasks write their true label under the prediction; dense ones
+    # get a ground-truth row (only when some task is dense)
+    dense = any(row['pred'][t][0] != 'classification'
+                for row in rows for t in tasks)
+    per_image = 2 if dense else 1
     cols = 1 + len(tasks)
     w, h = _panel_size(rows[0]['image'].shape)
-    fig = _new_figure(w * cols, (h + 0.2) * 2 * len(rows) + 0.3)
-    axes = fig.subplots(2 * len(rows), cols, squeeze=False)
+    fig = _new_figure(w * cols, (h + 0.2) * per_image * len(rows) + 0.3)
+    axes = fig.subplots(per_image * len(rows), cols, squeeze=False)
     for r, row in enumerate(rows):
-        top, bottom = axes[2 * r], axes[2 * r + 1]
+        top = axes[per_image * r]
         _image_panel(top[0], row['image'], f'{row.get("name", "")}\n'
                      'prediction')
-        _image_panel(bottom[0], row['image'], 'ground truth')
+        bottom = axes[per_image * r + 1] if dense else None
+        if dense:
+            _image_panel(bottom[0], row['image'], 'ground truth')
         for c, task in enumerate(tasks, start=1):
             kind, pred = row['pred'][task]
             gt = row['gt'].get(task)
             gt_array = gt[1] if gt is not None else None
+            if kind == 'classification':
+                truth = int(gt_array[0]) if gt_array is not None else None
+                draw_task(top[c], kind, pred, title=task, truth=truth)
+                if dense:
+                    bottom[c].axis('off')
+                continue
             vrange = _shared_range(kind, pred, gt_array)
             draw_task(top[c], kind, pred, row['image'], meta, task,
                       vrange=vrange)

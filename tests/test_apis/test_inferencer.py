@@ -12,7 +12,8 @@ from conftest import MULTIDIGITS, ROOT, tiny_options
 from mmengine.config import Config
 
 from branched_mtl.apis.inference import (BranchedMTLInferencer,
-                                         checkpoint_tree, init_model)
+                                         checkpoint_tree, init_model,
+                                         plot_test_predictions)
 from branched_mtl.apis.runner import load_config, train
 from branched_mtl.registry import DATASETS
 from branched_mtl.utils import UserError
@@ -108,6 +109,21 @@ def test_scenes_files_and_predict(scenes_run, tmp_path):
     assert kinds == dict(semseg='segmentation', depth='depth',
                          normals='normals', edges='edges',
                          instance='offsets')
+
+
+def test_report_figure_prediction_beside_ground_truth(scenes_run, tmp_path):
+    ckpt, cfg_path = scenes_run
+    path = tmp_path / 'fig_predictions.png'
+    found = plot_test_predictions(cfg_path, ckpt, str(path), num_images=2)
+    assert path.stat().st_size > 0
+    assert found['meta']['classes'][0] == 'wall'  # the palette's data set
+    samples = _samples(cfg_path, 2)
+    for row, sample in zip(found['rows'], samples):
+        assert set(row['pred']) == set(row['gt']) == set(SCENE_TASKS)
+        gt = sample['data_samples'].semseg.gt_sem_seg.data[0].numpy()
+        np.testing.assert_array_equal(row['gt']['semseg'][1], gt)
+        assert row['pred']['semseg'][1].shape == gt.shape
+        assert row['gt']['instance'][0] == 'offsets'
 
 
 def test_digits_files_and_predict(digits_run, tmp_path):

@@ -1,6 +1,7 @@
 """Export of branched networks: ONNX checked with onnxruntime and ``.pt2``
 reloaded, both against eager PyTorch and the model's own ``predict``."""
 import importlib.util
+import os
 import os.path as osp
 
 import numpy as np
@@ -107,7 +108,11 @@ def test_digits_tool_pt2(tmp_path, capsys):
     assert report['format'] == 'pt2' and report['shape'] == [32, 64]
     assert set(report['max_abs_error']) == set(model.tasks)
     printed = capsys.readouterr().out
-    assert 'sum (None, 19)' in printed and 'tolerance' in printed
+    assert 'sum (N, 19)' in printed and 'tolerance' in printed
+    umask = os.umask(0)
+    os.umask(umask)
+    # a new file's permissions, not the temp file's private 0600
+    assert os.stat(out).st_mode & 0o777 == 0o666 & ~umask
     program = torch.export.load(out)
     images = example_images((32, 64), 4, seed=3)
     with torch.no_grad():

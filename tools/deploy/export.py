@@ -58,7 +58,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     h, w = report['shape']
     print(f'export: {args.out} ({report["format"]}), input image '
           f'(N, 3, {h}, {w}), outputs ' + ', '.join(
-              f'{t} {tuple(s)}' for t, s in report['outputs'].items()))
+              f'{t} ({", ".join(map(str, s))})'
+              for t, s in report['outputs'].items()))
     if 'max_abs_error' in report:
         tol = report['tolerance']
         print('export: checked against eager PyTorch, largest |difference| '
