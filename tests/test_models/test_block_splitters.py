@@ -256,3 +256,31 @@ def test_a_backbone_is_added_by_registering_one_function():
         assert torch.equal(shared[1](y), stock(x)[1])
     finally:
         BLOCK_SPLITTERS._splitters.pop(BLOCK_SPLITTERS._key(TwoConvs))
+
+
+@pytest.mark.parametrize('path, blocks', [
+    ('convnext/convnext-tiny-upernet_all-shared_synthetic-scenes-64x128.py',
+     ['stem', 'stage0', 'stage1', 'stage2', 'stage3']),
+    ('swin/swin-tiny-upernet_all-shared_synthetic-scenes-64x128.py',
+     ['stem', 'stage0', 'stage1', 'stage2', 'stage3']),
+    ('segformer/mit-b0-segformer_all-shared_synthetic-scenes-64x128.py',
+     ['stage0', 'stage1', 'stage2', 'stage3']),
+])
+def test_dense_configs_build_and_run(path, blocks):
+    import os.path as osp
+
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from branched_mtl.registry import MODELS
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg = Config.fromfile(osp.join(root, 'configs', path))
+    init_default_scope('branched_mtl')
+    model = MODELS.build(cfg.model)
+    model.eval()
+    assert model.encoder.block_names == blocks
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 64, 128), mode='tensor')
+    # the stock dense heads took the stock multi-scale features unchanged
+    assert out['semseg'].shape == (1, 5, 16, 32)
+    assert out['normals'].shape[:2] == (1, 3)
