@@ -90,3 +90,27 @@ def test_tool_writes_weights_from_probe_batches(tmp_path):
     assert set(doc['loss_weights']) == set(doc['tasks'])
     assert doc['batches'] == 1
     assert tool.main([CFG, '--out', str(out), '--batches', '0']) == 2
+
+
+def test_tool_averages_the_norms_over_checkpoints(tmp_path, model):
+    import importlib.util
+    import json
+    path = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'analysis',
+                    'task_gradients.py')
+    spec = importlib.util.spec_from_file_location('task_gradients_tool2',
+                                                  path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    ckpt = tmp_path / 'm.pth'
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    opts = ['--batches', '1', '--cfg-options', 'val_dataloader.batch_size=4']
+    one, two = tmp_path / 'one.json', tmp_path / 'two.json'
+    assert tool.main([CFG, '--out', str(one), '--checkpoints', str(ckpt)]
+                     + opts) == 0
+    assert tool.main([CFG, '--out', str(two), '--checkpoints', 'none-init',
+                      str(ckpt)] + opts) == 2  # a missing file: one line
+    assert tool.main([CFG, '--out', str(two), '--checkpoints', str(ckpt),
+                      str(ckpt)] + opts) == 0
+    a, b = (json.loads(p.read_text()) for p in (one, two))
+    assert len(b['per_checkpoint']) == 2
+    assert b['norm'] == pytest.approx(a['norm'])

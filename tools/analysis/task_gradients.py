@@ -9,9 +9,12 @@ Example::
 
 reads probe batches (the config's ``val_dataloader``: the probe split, never
 the test split), measures every task's gradient with all loss weights 1 at
-initialisation (or from ``--checkpoint``), and writes the norms, shares,
-per-block cosines and ``loss_weights`` (equal gradient norms, mean 1) as
-JSON; ``--cfg-options`` as in tools/train.py.
+initialisation (or at each of ``--checkpoints``), and writes the norms,
+shares, per-block cosines and ``loss_weights`` (equal gradient norms, mean
+1) as JSON; ``--cfg-options`` as in tools/train.py. With several
+checkpoints (e.g. of the all-shared model trained with unit weights, over
+its schedule) the weights balance the norms averaged over them, so that
+neither the first steps nor the end alone decide.
 """
 import argparse
 import itertools
@@ -34,8 +37,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('config', help='an all-shared multi-task config')
     parser.add_argument('--out', required=True, help='JSON file to write')
-    parser.add_argument('--checkpoint', help='weights to measure at '
-                        '(default: the initialisation)')
+    parser.add_argument('--checkpoints', nargs='+', default=[None],
+                        help='weights to measure at, averaged (default: the '
+                        'initialisation)')
     parser.add_argument('--batches', type=int, default=4,
                         help='probe batches to average over')
     parser.add_argument('--seed', type=int, default=0)
@@ -77,12 +81,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         cfg = Config.fromfile(args.config)
         if args.cfg_options:
             cfg.merge_from_dict(args.cfg_options)
-        result = measure(cfg, args.batches, args.seed, args.checkpoint)
+        points = [measure(cfg, args.batches, args.seed, ckpt)
+                  for ckpt in args.checkpoints]
     except (OSError, ValueError, UserError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    dump_json_atomic(dict(config=args.config, seed=args.seed, **result),
-                     args.out)
+    result = dict(points[0])
+    if len(points) > 1:
+        norm = {t: sum(p['norm'][t] for p in points) / len(points)
+                for t in result['tasks']}
+        total = sum(norm.values())
+        result.update(norm=norm, share={t: v / total for t, v in norm.items()},
+                      loss_weights=balanced_loss_weights(norm),
+                      per_checkpoint=[dict(checkpoint=c, **p) for c, p in zip(
+                          args.checkpoints, points)])
+    dump_json_atomic(dict(config=args.config, seed=args.seed,
+                          checkpoints=args.checkpoints, **result), args.out)
     for t in result['tasks']:
         print(f'{t:>16}: share {result["share"][t]:.3f}  weight '
               f'{result["loss_weights"][t]:.3f}')
