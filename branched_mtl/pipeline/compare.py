@@ -59,7 +59,10 @@ from .measure import input_shape, measure_model
 from .stages import StageBook, fingerprint
 
 AFFINITY = ('rsa', 'tournament', 'tag')
-METHODS = ('single_task', 'all_shared') + AFFINITY + ('ltb', 'adashare')
+# TAG's own selection of separate networks, sized to the budget, from the
+# affinity the 'tag' method measures
+METHODS = ('single_task', 'all_shared') + AFFINITY + ('tag_groups', 'ltb',
+                                                      'adashare')
 # the search settings of the projects: kept out of the config the models
 # train with, so that changing them reruns only that project's method
 SEARCH_KEYS = dict(ltb='ltb', adashare='adashare')
@@ -498,6 +501,10 @@ class Comparison:
                     book, method, seed,
                     lambda m=method: self._affinity_method(
                         shared, m, costs, shape))
+            elif method == 'tag_groups':
+                out[method] = self._method(
+                    book, method, seed,
+                    lambda: self._tag_groups(shared, costs, shape))
             elif method == 'ltb':
                 out[method] = self._method(
                     book, method, seed,
@@ -511,7 +518,7 @@ class Comparison:
     def _inputs(self, method: str, seed: int) -> str:
         """What a method's result depends on: a changed input reruns it."""
         settings: List[Any] = []
-        if method in AFFINITY:
+        if method in AFFINITY or method == 'tag_groups':
             settings = [self.cfg.get('branch'), self.alpha, self.budget_text,
                         self.random_trees]
         elif method in SEARCH_KEYS:
@@ -653,6 +660,66 @@ class Comparison:
                                 record=osp.join(self._mdir(
                                     shared.seed, 'ltb', 'search'),
                                     'search.json')))
+
+    def _tag_groups(self, shared: BranchJob, costs: CostBook,
+                    shape: tuple) -> Dict:
+        """TAG's own selection: the most separate networks (disjoint
+        groups, from the input on) that fit the budget, chosen by size
+        alone, from the TAG method's lookahead affinity of this seed."""
+        from branched_mtl.affinity.tag import (select_tag_groups,
+                                               tag_groups_to_branches,
+                                               tag_lookahead)
+        from branched_mtl.affinity import load_affinity
+        from branched_mtl.tree import count_tree_params
+        path = self._seed_dir(shared.seed, 'tag', 'affinity', 'affinity.json')
+        if 'tag' not in self.methods or not osp.isfile(path):
+            raise UserError('tag_groups selects from the TAG method\'s '
+                            f'affinity ({path}): run it with tag in '
+                            '--methods')
+        if not isinstance(shared.budget, int):
+            raise UserError('tag_groups is sized by a parameter budget '
+                            f'(25M, 60%), got {self.budget_text!r}')
+        doc = load_affinity(path)
+        idx = [doc['tasks'].index(t) for t in shared.tasks]
+        # the deepest split: the whole encoder's lookahead, as TAG selects
+        z = tag_lookahead(doc, path)[-1][np.ix_(idx, idx)]
+        nb = len(shared.info['block_names'])
+        bp, hp = shared.info['block_params'], shared.info['head_params']
+        chosen = None
+        with costs.measure(self._key('tag_groups/tree')):
+            for k in range(len(shared.tasks), 0, -1):
+                sel = select_tag_groups(z, shared.tasks, k, disjoint=True)
+                branches = tag_groups_to_branches(sel, shared.tasks, nb)
+                if count_tree_params(branches, bp, hp) <= shared.budget:
+                    chosen = (k, sel, branches)
+                    break
+        if chosen is None:  # pragma: no cover - one network always fits
+            raise UserError(f'no TAG selection fits {self.budget_text!r}')
+        k, sel, branches = chosen
+        fp = fingerprint('tag_groups', branches, shared.seed)
+        models = {}
+        cfg = shared._with_tree(branches)
+        models['tree'] = measure_result(shared._train_and_test(
+            self._key('tag_groups/tree'), cfg,
+            self._mdir(shared.seed, 'tag_groups', 'tree'),
+            fingerprint(fp, config_text(cfg)), dict(branches=branches)),
+            shape)
+        randoms = random_trees_like(
+            branches, shared.tasks, self.random_trees,
+            tree_rng(shared.seed, branches, shared.tasks))
+        for i, rand in enumerate(randoms):
+            cfg = shared._with_tree(rand)
+            models[f'random/{i}'] = measure_result(shared._train_and_test(
+                self._key(f'tag_groups/random/{i}'), cfg,
+                self._mdir(shared.seed, 'tag_groups', 'random', str(i)),
+                fingerprint(fp, i, config_text(cfg)), dict(branches=rand)),
+                shape)
+        return dict(models=models,
+                    cost=costs.total(['tag/affinity',
+                                      self._key('tag_groups/tree')]),
+                    search=dict(branches=branches, max_groups=k,
+                                networks=len(branches[0]),
+                                score=sel['score']))
 
     def _adashare(self, shared: BranchJob, costs: CostBook,
                   shape: tuple) -> Dict:

@@ -16,6 +16,7 @@ from .report import _delta_m, _lower_is_better, primary_keys
 
 LABELS = dict(single_task='single-task', all_shared='all-shared',
               rsa='RSA tree', tournament='tournament tree', tag='TAG tree',
+              tag_groups="TAG's own selection",
               ltb='Learning to Branch', adashare='AdaShare')
 
 
@@ -367,7 +368,8 @@ random trees of its size (relabellings of its tree) of the same seed.
 
 MARKERS = dict(single_task=('tab:green', 'D'), all_shared=('tab:blue', 's'),
                rsa=('tab:red', '*'), tournament=('tab:purple', 'P'),
-               tag=('tab:orange', 'X'), ltb=('tab:brown', '^'),
+               tag=('tab:orange', 'X'), tag_groups=('tab:olive', 'h'),
+               ltb=('tab:brown', '^'),
                adashare=('tab:cyan', 'v'))
 
 

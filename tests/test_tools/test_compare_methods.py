@@ -107,8 +107,14 @@ def test_every_method_end_to_end_resume_and_failure(tmp_path, capsys):
     assert ('random, size of Learning to Branch' in rows) == (relabel > 1)
     assert doc['seeds'] == [0] and doc['budgets'] == ['60%']
     paired = doc['paired']
-    assert set(paired) == {'all_shared', 'rsa', 'tournament', 'tag', 'ltb',
-                           'adashare'}
+    assert set(paired) == {'all_shared', 'rsa', 'tournament', 'tag',
+                           'tag_groups', 'ltb', 'adashare'}
+    # TAG's own selection: the most separate networks within the budget
+    # (one network of three tasks at 60 %: two would be 2/3 of the
+    # single-task models)
+    assert seed['tag_groups']['search']['networks'] == 1
+    assert rows["TAG's own selection"]['stats']['params']['mean'] <= 0.6 * \
+        rows['single-task']['stats']['params']['mean']
     assert paired['rsa']['random_trees'] == {'0': 1}
     assert 0 <= paired['rsa']['random_win_rate'] <= 1
     # one seed: a mean, no interval
