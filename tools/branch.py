@@ -63,6 +63,15 @@ def _whole(low: int):
     return parse
 
 
+def _seed(text: str) -> int:
+    value = _whole(0)(text)
+    if value > 2**32 - 1:
+        raise argparse.ArgumentTypeError(
+            f'must be a whole number <= {2**32 - 1} (numpy\'s seeds), got '
+            f'{text[:40]!r}')
+    return value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Decide what layers to share and train the result')
@@ -86,7 +95,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--random-trees', type=_whole(0),
                         help='random trees of the chosen size (default: '
                         'config branch.random_trees, else 3)')
-    parser.add_argument('--seed', type=int, default=0,
+    parser.add_argument('--seed', type=_seed, default=0,
                         help='seed of the training runs and random trees '
                         '(the first seed with --seeds)')
     parser.add_argument('--seeds', type=int,

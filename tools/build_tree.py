@@ -183,7 +183,15 @@ def load_problem(affinity_path: str, config_path: str) -> dict:
 def add_flops(prob: dict, input_shape: Optional[tuple] = None) -> dict:
     """Per-block and head FLOPs (mmengine's analysis) into ``prob``."""
     shape = input_shape or config_input_shape(prob['cfg'])
-    info = tree_flops_info(prob['model_cfg'], shape)
+    try:
+        info = tree_flops_info(prob['model_cfg'], shape)
+    except RuntimeError as e:  # the forward pass refused the shape
+        given = ','.join(str(s) for s in shape)
+        reason = str(e).strip().splitlines()[0][:160] if str(e) else ''
+        raise UserError(
+            f'--input-shape {given}: the model cannot run an image of that '
+            f'shape ({reason}); give C,H,W of one image after the data '
+            'preprocessor') from None
     prob.update(block_flops=info['block_flops'],
                 head_flops=info['head_flops'],
                 input_shape=info['input_shape'])

@@ -41,6 +41,7 @@ work dir: a second one stops at once and names the process that holds it
 every job; ``--iters`` and ``--data-fraction`` to the recombined runs only.
 """
 import argparse
+import math
 import sys
 import warnings
 from typing import List, Optional
@@ -140,6 +141,32 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error('--launcher slurm needs --partition')
     if args.max_parallel < 1 or args.gpus_per_job < 1:
         parser.error('--max-parallel and --gpus-per-job must be >= 1')
+    # every number checked here, before a job trains (a bad one made every
+    # job fail, or was silently bent)
+    for name, value, low in (('--iters', args.iters, 1),
+                             ('--probe-samples', args.probe_samples, 1),
+                             ('--probe-seed', args.probe_seed, 0),
+                             ('--early-stop', args.early_stop, 1),
+                             ('--early-stop-interval',
+                              args.early_stop_interval, 1),
+                             ('--gpus-per-node', args.gpus_per_node, 0),
+                             ('--cpus-per-task', args.cpus_per_task, 1)):
+        if value is not None and value < low:
+            parser.error(f'{name} must be a whole number >= {low}, got '
+                         f'{value}')
+    if args.port is not None and not (
+            1 <= args.port and args.port + args.max_parallel - 1 <= 65535):
+        parser.error(f'--port must be in 1..65535 (with --max-parallel '
+                     f'{args.max_parallel}, up to port + '
+                     f'{args.max_parallel - 1}), got {args.port}')
+    fraction = args.data_fraction
+    if fraction is not None and not (math.isfinite(fraction)
+                                     and 0 < fraction <= 1):
+        parser.error(f'--data-fraction must be in (0, 1], got {fraction}')
+    delta = args.early_stop_min_delta
+    if not (math.isfinite(delta) and delta >= 0):
+        parser.error(f'--early-stop-min-delta must be a finite number >= 0, '
+                     f'got {delta}')
     return args
 
 

@@ -143,6 +143,10 @@ def read_probe(run_dir: PathLike) -> ProbeRun:
             meta = json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(f'{path}: not valid JSON ({e})') from e
+        except RecursionError:
+            raise ValueError(f'{path}: nested too deep to be a probe '
+                             'record; delete its run\'s done.json to run it '
+                             'again') from None
     if not isinstance(meta, dict):
         raise ValueError(f'{path}: expected a JSON object')
     missing = [k for k in ('tasks', 'splits', 'sample_indices',

@@ -24,7 +24,8 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from branched_mtl.utils import WorkDirLock, prepare_cpu_distributed
+from branched_mtl.utils import (UserError, WorkDirLock,
+                                prepare_cpu_distributed)
 from branched_mtl.utils.config import type_name
 from branched_mtl.utils.checkpoints import (LOAD_ERRORS, checkpoint_error,
                                             install_atomic_checkpoints,
@@ -62,6 +63,9 @@ def load_config(config: str,
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if work_dir is not None:
+        if not str(work_dir).strip():  # '' would train into nowhere
+            raise UserError(f'--work-dir {work_dir!r} is empty; give a '
+                            'folder (it is created if missing)')
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',

@@ -51,6 +51,7 @@ TOOLS = tools_dir()
 AFFINITY_METHODS = ('rsa', 'tournament', 'tag')
 LAUNCHERS = ('none', 'pytorch', 'slurm')
 METHODS = ('auto', 'exact', 'beam')
+MAX_SEED = 2**32 - 1  # numpy's seeds
 
 
 def _load_tool(name: str) -> Any:
@@ -142,6 +143,8 @@ class BranchJob:
                  random_trees: Optional[int] = None,
                  seed: int = 0,
                  log: Callable[[str], None] = print) -> None:
+        # '' would become the current folder
+        check_work_dir(work_dir, '--work-dir', create=False)
         self.config = osp.abspath(config)
         self.work_dir = osp.abspath(work_dir)
         self.affinity_method = affinity
@@ -156,8 +159,11 @@ class BranchJob:
         self.book = StageBook(self.work_dir)
         self.cfg = Config.fromfile(self.config)
         self.settings = dict(self.cfg.get('branch', {}))
-        self.random_trees = int(random_trees if random_trees is not None
-                                else self.settings.get('random_trees', 3))
+        # checked in _check_options, never rounded (2.9 is not 2 trees)
+        self._random_trees_option = ('--random-trees' if random_trees
+                                     is not None else 'branch.random_trees')
+        self.random_trees = (random_trees if random_trees is not None
+                             else self.settings.get('random_trees', 3))
         self._budget_arg = budget
         self.results: Dict[str, Dict[str, Any]] = {}
         # run() gives it the stages; empty, a stage run on its own
@@ -188,6 +194,13 @@ class BranchJob:
             raise ValueError(f'random_trees must be >= 0, got '
                              f'{self.random_trees}')
         self.tasks = config_tasks(self.cfg)
+        # they name config keys, folders and the tree config's text
+        bad = [t for t in self.tasks if not t.isidentifier()]
+        if bad:
+            raise UserError(
+                f'{self.config}: task name(s) {short_repr(bad, 120)} are not '
+                'Python identifiers; the tree config names tasks as keys. '
+                'Rename them (letters, digits, _)')
         if len(self.tasks) < 2:
             raise ValueError(
                 f'{self.config}: a branched network needs at least two tasks, '
@@ -198,6 +211,8 @@ class BranchJob:
         check_data_tasks(self.cfg, self.tasks, self.config)
         check_probe(self.cfg, self.config,
                     self._probe().get('num_samples'))
+        if self.affinity_method == 'tournament':
+            self._check_sweep_settings()
         self.info = describe_model(self.cfg.model.to_dict())
         nb = len(self.info['block_names'])
         bp, hp = self.info['block_params'], self.info['head_params']
@@ -232,11 +247,53 @@ class BranchJob:
                             f'{short_repr(self.method)}')
         for name, value, low in (('--top-n', self.top_n, 1),
                                  ('--gpus', self.gpus, 1),
-                                 ('--random-trees', self.random_trees, 0)):
+                                 (self._random_trees_option,
+                                  self.random_trees, 0),
+                                 ('--seed', self.seed, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or \
                     value < low:
                 raise UserError(f'{name} must be a whole number >= {low}, '
                                 f'got {short_repr(value)}')
+        if self.seed > MAX_SEED:
+            raise UserError(f'--seed must be a whole number <= {MAX_SEED} '
+                            f'(numpy\'s seeds), got {self.seed}')
+
+    def _sweep_argv(self) -> List[str]:
+        """``branch.sweep`` as the options of tools/sweep_recombination.py
+        (the cost cutters: mode, iters, data_fraction, ...)."""
+        sweep = dict(self.settings.get('sweep') or {})
+        sweep.setdefault('probe_samples', self._probe().get(
+            'num_samples', 64))
+        argv = []
+        for key, value in sorted(sweep.items()):
+            argv += [f'--{str(key).replace("_", "-")}', str(value)]
+        return argv
+
+    def _check_sweep_settings(self) -> None:
+        """``branch.sweep`` parsed by the sweep tool itself, before any
+        training: an unknown key or a bad value would otherwise stop the
+        job after the single-task models."""
+        sweep = self.settings.get('sweep') or {}
+        if not isinstance(sweep, dict):
+            raise UserError(f'branch.sweep must be a dict, got '
+                            f'{short_repr(sweep)}')
+        for key in ('splits', 'tasks'):
+            if sweep.get(key) is not None:
+                raise UserError(
+                    f'branch.sweep.{key}={short_repr(sweep[key])}: the '
+                    f'tournament affinity needs every {key[:-1]} (the tree '
+                    'is chosen from the affinity at every block, of every '
+                    'task); remove it')
+        import io
+        argv = ['config.py', '--work-dir', 'unused'] + self._sweep_argv()
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err):
+                _load_tool('sweep_recombination').parse_args(argv)
+        except SystemExit:
+            lines = err.getvalue().strip().splitlines()
+            reason = lines[-1].split('error: ', 1)[-1] if lines else '?'
+            raise UserError(f'branch.sweep: {reason}') from None
 
     def _parse_budget(self, text: Any) -> int:
         """The budget in parameters; a budget that rounds to nothing is
@@ -542,12 +599,8 @@ class BranchJob:
                     'tools/sweep_recombination.py --launcher slurm, then '
                     'rerun tools/branch.py once the array finished')
             # the sweep's cost cutters come from the config's
-            # branch.sweep (mode, iters, data_fraction, splits, ...)
-            sweep = dict(self.settings.get('sweep', {}))
-            sweep.setdefault('probe_samples', self._probe().get(
-                'num_samples', 64))
-            for key, value in sorted(sweep.items()):
-                cmd += [f'--{key.replace("_", "-")}', str(value)]
+            # branch.sweep (checked in _check_sweep_settings)
+            cmd += self._sweep_argv()
             cmd += ['--cfg-options', f'randomness.seed={self.seed}']
             cmd += ['--gpus-per-job', str(self.gpus), '--launcher',
                     'pytorch' if self.launcher == 'pytorch' else 'none']

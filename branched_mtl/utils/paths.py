@@ -109,6 +109,9 @@ def check_work_dir(work_dir: str, option: str = '--work-dir',
         UserError: when it (or a part of its path) is a file, or it cannot
             be created or written.
     """
+    if not isinstance(work_dir, str) or not work_dir.strip():
+        raise UserError(f'{option} {work_dir!r} is empty; give a folder (it '
+                        'is created if missing)')
     path = osp.abspath(work_dir)
     _make_folder(path, f'{option} {work_dir}', given=True, create=create)
     return path

@@ -39,6 +39,10 @@ def test_finished_sweep_reached_by_another_path_is_reused(tmp_path, how):
     first = _plan(cfg, tmp_path / 'a')
     write_jobs(first, 'none')
     for job in first.jobs:  # as the worker marks a finished job
+        os.makedirs(osp.join(job.job_dir, 'affinity_probe'))
+        with open(osp.join(job.job_dir, 'affinity_probe', 'meta.json'),
+                  'w') as f:
+            json.dump({}, f)
         with open(job.done_path, 'w') as f:
             json.dump(dict(job=job.name), f)
     other = tmp_path / 'b'

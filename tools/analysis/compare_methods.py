@@ -93,12 +93,15 @@ def main(argv=None) -> int:
     try:
         if not osp.isfile(args.config):
             raise UserError(f'config file not found: {args.config}')
+        methods = [m.strip() for m in args.methods.split(',') if m.strip()]
+        if not methods:  # '' must not mean every method
+            raise UserError(f'--methods {args.methods!r} names no method; '
+                            f'give some of {",".join(METHODS)}')
         Comparison(
             args.config, args.work_dir,
             seeds=list(range(args.seed, args.seed + args.seeds)),
             budget=args.budget, alpha=args.alpha, budgets=args.budgets,
-            methods=[m.strip() for m in args.methods.split(',')
-                     if m.strip()],
+            methods=methods,
             random_trees=args.random_trees,
             cfg_options=args.cfg_options).run()
     except (UserError, ValueError, FileNotFoundError) as e:

@@ -244,6 +244,14 @@ def write_jobs(plan: SweepPlan,
         # sweeps written before the digest left the location out
         same = old.get('config_sha256') in (
             digest, hashlib.sha256(text.encode()).hexdigest())
+        if job.is_done() and not osp.isfile(osp.join(
+                job.job_dir, 'affinity_probe', 'meta.json')):
+            # its probe was deleted: the affinity cannot be collected, so
+            # the job runs again (its done.json is kept aside, not deleted)
+            aside = f'{job.done_path}.{time.strftime("%Y%m%d%H%M%S")}'
+            os.replace(job.done_path, aside)
+            log(f'[sweep] {job.name}: done.json without its affinity_probe/'
+                f'meta.json; it runs again (the record is kept as {aside})')
         if job.is_done():
             if not same:
                 clashes.append(job.name)

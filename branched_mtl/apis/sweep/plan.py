@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config
 
+from branched_mtl.utils.errors import UserError
 from ..checks import check_data_tasks, check_probe
 from ..configs import (add_affinity_hook, add_early_stopping, config_tasks,
                        disable_validation,
@@ -168,6 +169,21 @@ def _check_checkpoint(st_cfg: Config, path: str, task: str) -> str:
     return osp.abspath(file)
 
 
+def _check_model(cfg: Config, config: str) -> None:
+    """Build the model once, so that a wrong type or argument is refused
+    here rather than by every job."""
+    from mmengine.registry import init_default_scope
+
+    from branched_mtl.registry import MODELS, build_stock
+    init_default_scope(cfg.get('default_scope', 'branched_mtl'))
+    try:
+        build_stock(cfg.model.to_dict(), MODELS)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        text = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+        raise UserError(f'{config}: its model cannot be built: '
+                        f'{text[:300]}') from None
+
+
 def _train_len(cfg: Config) -> int:
     from mmengine.registry import init_default_scope
 
@@ -233,6 +249,7 @@ def plan_sweep(cfg: Config,
     # probe that reads no test image nor training sample and holds K
     check_data_tasks(cfg, config_tasks(cfg), config)
     check_probe(cfg, config, probe_samples, '--probe-samples')
+    _check_model(cfg, config)
     work_dir = osp.abspath(work_dir)
     probe = dict(dataset='val', num_samples=probe_samples, seed=probe_seed)
     # the tournament reads the recombined runs' losses, never their features
@@ -262,6 +279,11 @@ def plan_sweep(cfg: Config,
             raise ValueError(f'data fraction must be in (0, 1], got '
                              f'{data_fraction}')
         fraction_len = _train_len(cfg)
+        if round(data_fraction * fraction_len) < 1:
+            raise UserError(
+                f'--data-fraction {data_fraction:g} keeps no sample of the '
+                f'{fraction_len} training samples (it would silently become '
+                f'one); give at least {1 / fraction_len:.3g}')
 
     def finish(job_cfg: Config, job_dir: str) -> Config:
         if iters is not None:
@@ -345,5 +367,10 @@ def load_plan_config(config: str,
 
 
 def read_json(path: str) -> Any:
+    """A JSON record; one nested too deep is a ValueError, not a
+    RecursionError that would stop the sweep."""
     with open(path, encoding='utf-8') as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except RecursionError:
+            raise ValueError(f'{path}: nested too deep') from None

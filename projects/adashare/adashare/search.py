@@ -22,6 +22,7 @@ for the policy). The probe (val) and test splits are never read.
 import ast
 import copy
 import logging
+import math
 import os
 import os.path as osp
 import platform
@@ -78,22 +79,39 @@ def search_settings(cfg: Config) -> Dict[str, Any]:
     s = copy.deepcopy(DEFAULTS)
     s.update(given)
     for key in ('warmup_iters', 'weight_iters', 'policy_iters'):
-        if int(s[key]) < 0:
-            raise UserError(f'adashare.{key} must be >= 0, got {s[key]}')
+        _whole(s, key, 0)
     for key in ('rounds', 'curriculum_step'):
-        if int(s[key]) < 1:
-            raise UserError(f'adashare.{key} must be >= 1, got {s[key]}')
-    if not 0 < float(s['policy_fraction']) < 1:
+        _whole(s, key, 1)
+    if not 0 < _finite(s, 'policy_fraction') < 1:
         raise UserError('adashare.policy_fraction must be in (0, 1), got '
-                        f'{s["policy_fraction"]}')
-    if not float(s['tau']) > 0 or not 0 < float(s['tau_decay']) <= 1:
+                        f'{s["policy_fraction"]!r}')
+    if not _finite(s, 'tau') > 0 or not 0 < _finite(s, 'tau_decay') <= 1:
         raise UserError('adashare.tau must be > 0 and tau_decay in (0, 1]')
     for key in ('sparsity_weight', 'sharing_weight'):
-        if not float(s[key]) >= 0:
-            raise UserError(f'adashare.{key} must be >= 0, got {s[key]}')
+        if not _finite(s, key) >= 0:
+            raise UserError(f'adashare.{key} must be >= 0, got {s[key]!r}')
     for key in ('params_target', 'flops_target'):
         s[key] = parse_size(s[key], f'adashare.{key}')
     return s
+
+
+def _whole(s: Dict[str, Any], key: str, low: int) -> int:
+    """``s[key]`` as a whole number >= ``low``, or a one-line error."""
+    value = s[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UserError(f'adashare.{key} must be a whole number >= {low}, '
+                        f'got {str(value)[:40]!r}')
+    return value
+
+
+def _finite(s: Dict[str, Any], key: str) -> float:
+    """``s[key]`` as a finite number, or a one-line error."""
+    value = s[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value):
+        raise UserError(f'adashare.{key} must be a finite number, got '
+                        f'{str(value)[:40]!r}')
+    return float(value)
 
 
 def parse_size(value: Union[None, int, float, str], name: str
@@ -101,7 +119,8 @@ def parse_size(value: Union[None, int, float, str], name: str
     """``2.1M``, ``0.5G``, ``300K`` or a number; None stays None."""
     if value is None:
         return None
-    if isinstance(value, (int, float)) and value > 0:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and \
+            value > 0 and math.isfinite(value):
         return float(value)
     m = re.fullmatch(r'\s*([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([KMG]?)\s*',
                      str(value), re.IGNORECASE)
@@ -109,7 +128,11 @@ def parse_size(value: Union[None, int, float, str], name: str
         raise UserError(f'{name}: expected a positive number such as 2.1M '
                         f'or 0.5G, got {value!r}')
     scale = {'': 1, 'K': 1e3, 'M': 1e6, 'G': 1e9}[m.group(2).upper()]
-    return float(m.group(1)) * scale
+    size = float(m.group(1)) * scale
+    if not math.isfinite(size):
+        raise UserError(f'{name}: {str(value)[:40]!r} is too large to be a '
+                        'size')
+    return size
 
 
 def policy_encoder_config(encoder: dict,
@@ -270,7 +293,7 @@ class AdaShareSearch:
         self.cfg = cfg
         self.work_dir = osp.abspath(work_dir)
         self.config_path = osp.abspath(config_path)
-        self.seed = int(seed)
+        self.seed = seed
         self.log = log
         self.settings = search_settings(cfg)
         init_default_scope('branched_mtl')
@@ -285,6 +308,14 @@ class AdaShareSearch:
                             f'no head in model.head.task_heads '
                             f'({head_tasks})')
         self.tasks = list(tasks)
+        if isinstance(seed, bool) or not isinstance(seed, int) or \
+                not 0 <= seed < 2**32:
+            raise UserError(f'--seed must be a whole number in [0, 2**32), '
+                            f'got {seed!r}')
+        # the checks of tools/branch.py: every head's task labelled by the
+        # training data (else the search trains it on nothing)
+        from branched_mtl.apis.checks import check_data_tasks
+        check_data_tasks(cfg, self.tasks, config_path)
         self.shape = input_shape(cfg)
         probe = PolicyEncoder(self.model_cfg['encoder']['backbone'],
                               self.tasks, policy=None)

@@ -29,7 +29,8 @@ if ROOT not in sys.path:
 import branched_mtl  # noqa: E402,F401
 from mmengine.config import Config, DictAction  # noqa: E402
 
-from branched_mtl.utils import UserError  # noqa: E402
+from branched_mtl.utils import UserError, WorkDirLock  # noqa: E402
+from branched_mtl.utils.paths import check_work_dir  # noqa: E402
 from branched_mtl.utils.console import quiet_known_warnings  # noqa: E402
 from projects.adashare.adashare import AdaShareSearch  # noqa: E402
 
@@ -66,7 +67,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             if value is not None:
                 adashare[key] = value
         cfg.adashare = adashare
-        AdaShareSearch(cfg, args.work_dir, args.config, seed=args.seed).run()
+        check_work_dir(args.work_dir, '--work-dir', create=False)
+        search = AdaShareSearch(cfg, args.work_dir, args.config,
+                                seed=args.seed)
+        # one run per work dir, as every other tool
+        with WorkDirLock(args.work_dir):
+            search.run()
     except (UserError, FileNotFoundError) as e:
         print(f'search: error: {e}', file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ Search settings come from the config's ``ltb = dict(...)`` (see
 """
 import argparse
 import copy
+import math
 import os
 import os.path as osp
 import sys
@@ -125,9 +126,26 @@ def _settings(cfg: Config, args: argparse.Namespace) -> Dict[str, Any]:
         raise UserError(f'warm-up ({s["warmup_iters"]}) must be shorter '
                         f'than the search ({s["iters"]} iterations), or the '
                         'logits never learn')
+    tau = s['tau']
+    if not (isinstance(tau, (list, tuple)) and len(tau) == 2 and all(
+            isinstance(t, (int, float)) and not isinstance(t, bool)
+            and math.isfinite(t) and t > 0 for t in tau)):
+        raise UserError(f'ltb.tau must be (start, end), two finite numbers '
+                        f'> 0, got {short_repr(tau)}')
+    nodes = s['num_nodes']
+    if nodes is not None and (isinstance(nodes, bool) or not isinstance(
+            nodes, int) or nodes < 1):
+        raise UserError(f'num_nodes must be a whole number >= 1, got '
+                        f'{short_repr(nodes)}')
+    if not isinstance(s['hard'], bool):
+        raise UserError(f'ltb.hard must be True or False, got '
+                        f'{short_repr(s["hard"])}')
+    if not isinstance(s['arch_optimizer'], dict):
+        raise UserError(f'ltb.arch_optimizer must be an optimizer dict, got '
+                        f'{short_repr(s["arch_optimizer"])}')
     w = s['size_weight']
     if w is not None and not (isinstance(w, (int, float)) and w >= 0
-                              and w != float('inf')):
+                              and math.isfinite(w)):
         raise UserError(f'size_weight must be a finite number >= 0, got '
                         f'{short_repr(w)}')
     return s
