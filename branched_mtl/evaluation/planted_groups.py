@@ -15,7 +15,8 @@ Per split (block):
   Spearman's rank correlation of the affinity with the same-group
   indicator.
 * :func:`within_across`: mean of a pairwise matrix (an affinity, gradient
-  cosines) over within-group and across-group pairs.
+  cosines) over within-group and across-group pairs; :func:`group_means`
+  the same per pair of groups.
 """
 from typing import Dict, List, Mapping, Optional, Sequence
 
@@ -24,7 +25,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import adjusted_rand_score
 
 __all__ = ['planted_labels', 'same_group', 'tree_agreement',
-           'affinity_agreement', 'within_across']
+           'affinity_agreement', 'within_across', 'group_means']
 
 
 def planted_labels(tasks: Sequence[str],
@@ -171,3 +172,29 @@ def within_across(matrix, tasks: Sequence[str],
                         float('nan') for v in values],
                 across=[float(v[~same].mean()) if (~same).any() else
                         float('nan') for v in values])
+
+
+def group_means(matrix, tasks: Sequence[str],
+                groups: Mapping[str, Sequence[str]]) -> np.ndarray:
+    """Mean of a pairwise matrix per pair of planted groups.
+
+    Args:
+        matrix: ``(N, N)`` or ``(L, N, N)``.
+        tasks: The N tasks in the matrix's order.
+        groups: The planted groups (G of them).
+
+    Returns:
+        ``(L, G, G)``: entry ``[l, g, h]`` is the mean over pairs of two
+        different tasks, one of group g and one of group h (NaN for a group
+        of one task on the diagonal).
+    """
+    arr = _as_splits(matrix, tasks)
+    labels = np.asarray(planted_labels(tasks, groups))
+    off = ~np.eye(len(tasks), dtype=bool)
+    out = np.full((len(arr), len(groups), len(groups)), np.nan)
+    for g in range(len(groups)):
+        for h in range(len(groups)):
+            mask = off & (labels[:, None] == g) & (labels[None, :] == h)
+            if mask.any():
+                out[:, g, h] = arr[:, mask].mean(axis=1)
+    return out

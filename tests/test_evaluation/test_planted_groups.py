@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from branched_mtl.evaluation.planted_groups import (affinity_agreement,
+                                                    group_means,
                                                     planted_labels,
                                                     same_group,
                                                     tree_agreement,
@@ -78,3 +79,11 @@ def test_within_across_and_labels():
     out = within_across(np.stack([m, -m]), TASKS, GROUPS)
     assert out['within'] == pytest.approx([0.85, -0.85])
     assert out['across'] == pytest.approx([0.25, -0.25])
+
+    means = group_means(m, TASKS, GROUPS)
+    assert means.shape == (1, 2, 2)
+    # g1: ab 0.9; g2: cd 0.8; across: ac ad bc bd
+    assert means[0] == pytest.approx(np.array([[0.9, 0.25], [0.25, 0.8]]))
+    single = group_means(m, TASKS, dict(g1=['a'], g2=['b', 'c', 'd']))
+    assert np.isnan(single[0, 0, 0])
+    assert single[0, 0, 1] == pytest.approx((0.9 + 0.1 + 0.2) / 3)

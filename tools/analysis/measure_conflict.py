@@ -38,7 +38,7 @@ from branched_mtl.apis.configs import (  # noqa: E402
     config_tasks, single_task_config)
 from branched_mtl.apis.runner import build_runner, load_config  # noqa: E402
 from branched_mtl.evaluation.planted_groups import (  # noqa: E402
-    within_across)
+    group_means, within_across)
 from branched_mtl.evaluation.task_conflict import (  # noqa: E402
     accuracy_gaps, gradient_cosines, read_task_curves, set_width,
     unconverged_tasks)
@@ -163,6 +163,10 @@ def summarize(args, tasks, groups, runs) -> dict:
                     [p['within'] for p in per_seed], 0).tolist()
                 entry[f'across_{when}'] = np.mean(
                     [p['across'] for p in per_seed], 0).tolist()
+                # per pair of groups, mean over blocks and seeds
+                entry[f'groups_{when}'] = np.mean(
+                    [group_means(r[f'cos_{when}'], tasks, groups).mean(0)
+                     for r in shared], 0).tolist()
                 entry[f'within_minus_across_{when}_std'] = np.std(
                     [np.subtract(p['within'], p['across'])
                      for p in per_seed], 0, ddof=1).tolist() if len(
@@ -208,6 +212,16 @@ def markdown(result: dict, command: str) -> str:
                     f'| {name} | {e["within_init"][b]:.3f} | '
                     f'{e["across_init"][b]:.3f} | {e["within_end"][b]:.3f} '
                     f'| {e["across_end"][b]:.3f} |')
+        if e.get('groups_end') is not None:
+            names = list(result['groups'])
+            lines += ['', 'Mean gradient cosine after training per pair of '
+                      'groups (over blocks and seeds; diagonal: pairs of '
+                      'tasks of one group):', '',
+                      '| | ' + ' | '.join(names) + ' |',
+                      '| --- |' + ' --- |' * len(names)]
+            for g, row in zip(names, e['groups_end']):
+                lines.append(f'| {g} | ' + ' | '.join(
+                    '-' if np.isnan(v) else f'{v:.3f}' for v in row) + ' |')
         lines.append('')
     return '\n'.join(lines)
 
