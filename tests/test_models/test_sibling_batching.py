@@ -60,9 +60,12 @@ def step(encoder, x, weights):
     return out, x.grad
 
 
-def assert_same(seq, bat, x, atol=1e-10, rtol=1e-9):
+def assert_same(seq, bat, x, atol=1e-8, rtol=1e-9):
     """float64: equal up to summation order (grouped vs single convolutions
-    add in another order); a mix-up of copies or statistics is O(1)."""
+    add in another order); a mix-up of copies or statistics is O(1).
+    atol 1e-8: a weight gradient sums over the batch and pixels, and in
+    another order its small elements moved by up to 4e-10 in one of a few
+    runs (1e-10 made the test flaky)."""
     g = torch.Generator().manual_seed(1)
     out0 = seq(x)
     # a fixed random linear loss, so every output element gets its own

@@ -7,9 +7,11 @@ parameters and buffers and runs the block once under ``torch.func.vmap``
 (convolutions become grouped convolutions inside vmap's batching rules).
 
 Semantics are those of the sequential calls, in training mode included:
-each copy normalises with the batch statistics of its own input, and the
+each copy normalises with the batch statistics of its own input, the
 running statistics of every copy's batch norm are updated as its own call
-would (the stacked buffers are updated in place by vmap and copied back).
+would (the stacked buffers are updated in place by vmap and copied back),
+and each copy draws its own dropout and drop-path masks (independent, as
+in its own call, though not the same random numbers).
 Gradients reach each copy's own parameters through ``torch.stack``.
 
 Whether this is faster depends on the device and the block size; see the
@@ -59,6 +61,20 @@ def batching_obstacle(copies: Sequence[nn.Module]) -> Optional[str]:
     return None
 
 
+def _draws_random(module: nn.Module) -> bool:
+    """Whether a block in its current mode draws random masks (dropout,
+    mmcv's / timm's DropPath with a rate above 0)."""
+    for m in module.modules():
+        if not m.training:
+            continue
+        if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0:
+            return True
+        if type(m).__name__ == 'DropPath' and getattr(m, 'drop_prob',
+                                                      0) > 0:
+            return True
+    return False
+
+
 def batched_siblings(copies: Sequence[nn.Module],
                      inputs: Sequence[Tensor]) -> List[Tensor]:
     """``[copies[g](inputs[g]) for g]`` as one vmapped call.
@@ -91,11 +107,18 @@ def batched_siblings(copies: Sequence[nn.Module],
     def call(p, b, x):
         return functional_call(first, (p, b), (x, ))
 
+    # each copy draws its own dropout / drop-path masks, as its own call
+    # would (not the same numbers as the sequential calls); blocks without
+    # randomness keep vmap's default, whose results equal the sequential
+    # calls to the last bits
+    randomness = 'different' if _draws_random(first) else 'error'
     if all(x is inputs[0] for x in inputs[1:]):
-        out = vmap(call, in_dims=(0, 0, None))(params, buffers, inputs[0])
+        out = vmap(call, in_dims=(0, 0, None),
+                   randomness=randomness)(params, buffers, inputs[0])
     else:
-        out = vmap(call, in_dims=(0, 0, 0))(params, buffers,
-                                            torch.stack(list(inputs)))
+        out = vmap(call, in_dims=(0, 0, 0),
+                   randomness=randomness)(params, buffers,
+                                          torch.stack(list(inputs)))
     if buffer_names and any(m.training for m in first.modules()):
         # batch norm updated the stacked running statistics in place;
         # each copy keeps its own, as after its own call
