@@ -41,6 +41,7 @@ from branched_mtl.utils.io import open_append
 from branched_mtl.utils.lock import WorkDirLock
 from branched_mtl.utils.package import tools_dir
 from branched_mtl.utils.paths import check_work_dir
+from branched_mtl.utils.proc import die_with_parent
 from .selection import (best_checkpoint, read_probe_curve, set_selection,
                         still_improving)
 from .stages import (Progress, StageBook, fingerprint, format_duration,
@@ -84,8 +85,10 @@ def _run_step(name: str, cmd: List[str], folder: str,
     os.makedirs(folder, exist_ok=True)
     log_path = osp.join(folder, 'console.log')
     with open_append(log_path, binary=True) as out:
+        # the step (a sweep and its workers) ends with this job
         code = subprocess.run(cmd, env=env, stdout=out,
-                              stderr=subprocess.STDOUT).returncode
+                              stderr=subprocess.STDOUT,
+                              preexec_fn=die_with_parent).returncode
     if code != 0:
         with open(log_path, 'rb') as f:
             tail = f.read().decode(errors='replace').splitlines()[-30:]

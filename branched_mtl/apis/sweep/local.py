@@ -14,6 +14,7 @@ from typing import IO, Dict, Optional, Sequence
 
 from branched_mtl.utils.errors import UserError
 from branched_mtl.utils.io import open_append
+from branched_mtl.utils.proc import PARENT_ENV, die_with_parent
 from .collect import collect_sweep
 from .jobs import DIST_TRAIN, EXEC_MODES, worker_command, write_jobs
 from .plan import Job, SweepPlan
@@ -227,6 +228,14 @@ def run_jobs(jobs: Sequence[Job],
     return failed
 
 
+def _kill_group(pgid: int) -> None:
+    """``SIGKILL`` to what is left of a process group."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
     """Terminate a job's process group, killing it after ``grace`` s."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -255,10 +264,13 @@ def run_workers(plan: SweepPlan,
     """Run the jobs with ``max_parallel`` in-process workers.
 
     Each worker starts once (``tools/sweep_worker.py``, through
-    ``dist_train`` for ``'pytorch'``) and trains jobs until none is left. A
-    worker that dies (``kill -9``, out of memory) is started again, at most
-    ``max_restarts`` times in a row without a job finishing; the job it
-    was running resumes from its last checkpoint when ``resume``.
+    ``dist_train`` for ``'pytorch'``) and trains jobs until none is left
+    (exit status 0; a failed job is recorded in its folder). A worker that
+    ends otherwise (``kill -9`` of it or of its torchrun, out of memory) is
+    started again once what is left of its process group is killed, at most
+    ``max_restarts`` times in a row without a job finishing; the job it was
+    running resumes from its last checkpoint when ``resume``. The workers
+    watch this process and end with it (:mod:`branched_mtl.utils.proc`).
 
     Args:
         plan: The sweep (files written by :func:`write_jobs`).
@@ -288,15 +300,19 @@ def run_workers(plan: SweepPlan,
     progress = _Progress(len(jobs), out)
     procs: Dict[int, subprocess.Popen] = {}
     restarts = {slot: 0 for slot in range(max_parallel)}
+    # the workers belong to this process: they watch it and end with it
+    base_env[PARENT_ENV] = str(os.getpid())
 
     def start(slot: int) -> None:
         job_port = port + slot if port else _free_port([])
         log = open_append(osp.join(log_dir, f'worker{slot}.log'))
-        # own session: a worker's whole process tree can be stopped
+        # own session: a worker's whole process tree (bash, torchrun, its
+        # ranks) is one group, stopped together; the group's leader dies
+        # with this process
         procs[slot] = subprocess.Popen(
             ['bash', '-c', command], env=dict(base_env, PORT=str(job_port)),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=die_with_parent)
         log.close()
 
     done_before = sum(j.is_done() for j in jobs)
@@ -315,7 +331,10 @@ def run_workers(plan: SweepPlan,
                     if proc.poll() is None:
                         continue
                     del procs[slot]
-                    if proc.returncode in (0, 1) or not unrun:
+                    # what is left of the slot (a rank whose launcher was
+                    # killed) goes first: never two workers in one slot
+                    _kill_group(proc.pid)
+                    if proc.returncode == 0 or not unrun:
                         continue  # it found nothing more to do
                     restarts[slot] = 0 if finished > done_before else \
                         restarts[slot] + 1

@@ -283,10 +283,14 @@ def run_worker(queue: str,
 
     Returns:
         0 when the worker found nothing more to do, 1 if a job it ran
-        failed.
+        failed (0 as well when a local sweep started it: any other status
+        there means the worker died).
     """
     from branched_mtl.compat import format_configs
+    from branched_mtl.utils.proc import PARENT_ENV, watch_parent
     out = out or sys.stdout
+    # started by a sweep on this machine: end with it (kill -9 included)
+    local = watch_parent() is not None
     format_configs(False)  # see format_configs: yapf costs a short job dear
     spec = read_json(queue)
     # a Slurm resubmission is a new run: retry what failed in the last one
@@ -330,7 +334,7 @@ def run_worker(queue: str,
                       f'{"done" if reason is None else "FAILED " + reason}'
                       f' ({time.monotonic() - start:.1f} s)\n')
             out.flush()
-    return 1 if failures else 0
+    return 1 if failures and not local else 0
 
 
 def job_failures(jobs: List[Job], run_id: str) -> Dict[str, str]:
