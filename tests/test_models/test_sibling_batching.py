@@ -170,3 +170,20 @@ def test_blocks_with_obstacles_run_sequentially():
 def test_bad_mode():
     with pytest.raises(ValueError, match='sibling_batching'):
         BranchedEncoder(RESNET, TASKS, sibling_batching='grouped')
+
+
+def test_copies_with_dropout_draw_their_own_masks():
+    torch.manual_seed(0)
+    block = nn.Sequential(nn.Linear(8, 64), nn.Dropout(0.5))
+    copies = [block, copy.deepcopy(block)]
+    x = torch.randn(4, 8)
+    # training: vmap must allow random ops (its default refuses them)
+    out = batched_siblings(copies, [x, x])
+    zeros = [o == 0 for o in out]
+    assert all(z.any() for z in zeros)
+    # the same weights, other masks: each copy drew its own
+    assert not torch.equal(zeros[0], zeros[1])
+    for c in copies:
+        c.eval()
+    out = batched_siblings(copies, [x, x])
+    torch.testing.assert_close(out[0], out[1])
