@@ -16,7 +16,9 @@ from mmengine.model import BaseModule
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from branched_mtl.models.encoders.backbone_blocks import split_backbone
+from branched_mtl.models.encoders.backbone_blocks import (block_feature,
+                                                           frozen_parameters,
+                                                           split_backbone)
 from branched_mtl.registry import MODELS, build_stock
 
 # every architecture parameter's name holds this, so the weight optimiser
@@ -89,7 +91,7 @@ class LTBSupergraph(BaseModule):
         self.tau = float(tau)
         self.hard = bool(hard)
         stock = build_stock(self.backbone_cfg)
-        if getattr(stock, 'frozen_stages', -1) != -1:
+        if frozen_parameters(stock):
             raise ValueError(
                 f'backbone {self.backbone_cfg["type"]}: frozen_stages is not '
                 'supported in the supergraph (every node must learn)')
@@ -225,10 +227,18 @@ class LTBSupergraph(BaseModule):
                                                  dims=1))
                 for k in range(self.num_nodes)
             ]))
+        # each node's stock feature (e.g. its own output norm), then mixed
+        emitted = {
+            b: torch.stack([
+                block_feature(self.nodes[b][k], outs[b][k])
+                for k in range(self.num_nodes)
+            ])
+            for b in self.out_blocks
+        }
         feats = {}
         for t, task in enumerate(self.tasks):
             feats[task] = tuple(
-                torch.tensordot(q[t, b], outs[b], dims=1)
+                torch.tensordot(q[t, b], emitted[b], dims=1)
                 for b in self.out_blocks)
         return feats
 
@@ -244,6 +254,8 @@ class LTBSupergraph(BaseModule):
                     inp = x if b == 0 else cache[b - 1][path[t][b - 1]]
                     cache[b][k] = self.nodes[b][k](inp)
         return {
-            task: tuple(cache[b][path[t][b]] for b in self.out_blocks)
+            task: tuple(
+                block_feature(self.nodes[b][path[t][b]], cache[b][path[t][b]])
+                for b in self.out_blocks)
             for t, task in enumerate(self.tasks)
         }
