@@ -23,7 +23,6 @@ average pools (bins 3 and 6 on an 8x16 map) do not divide the feature map.
 """
 import os
 import os.path as osp
-import tempfile
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from branched_mtl.utils.errors import UserError
+from branched_mtl.utils.io import mkstemp_shared
 
 __all__ = [
     'TaskOutputs', 'EXPORT_FORMATS', 'export_format', 'export_model',
@@ -153,14 +153,9 @@ def example_images(shape: Tuple[int, int], batch: int = 2,
 def _temp_beside(path: str, suffix: str) -> str:
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path),
-                               suffix=suffix)
+    # an exported model is for others to read: the mode any new file gets
+    fd, tmp = mkstemp_shared(folder, '.' + osp.basename(path), suffix)
     os.close(fd)
-    # mkstemp makes the file private (0600); an exported model is for
-    # others to read, so it gets the permissions of any new file
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
     return tmp
 
 
