@@ -21,6 +21,7 @@ _LOCATIONS = {
     'TRANSFORMS': ['branched_mtl.datasets.transforms'],
     'METRICS': ['branched_mtl.evaluation'],
     'HOOKS': ['branched_mtl.engine'],
+    'INFERENCERS': ['branched_mtl.apis.inference'],
 }
 _KINDS = ('RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'HOOKS', 'DATASETS',
           'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS', 'MODEL_WRAPPERS',
