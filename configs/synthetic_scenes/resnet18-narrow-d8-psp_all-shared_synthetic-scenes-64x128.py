@@ -45,13 +45,18 @@ model = dict(
             edges=dict(type='PSPEdgeHead', **head),
             instance=dict(type='PSPOffsetHead', **head)),
         # the losses are in their own units (depth and offsets in metres
-        # and pixels, normals 1 - cos, edges a balanced BCE): weighted so
-        # that each is about 1 at the start of an all-shared training, so
-        # no task's gradient swamps the shared blocks. A single-task model
-        # keeps its task's weight, which Adam's per-parameter step sizes
-        # make irrelevant there.
-        loss_weights=dict(semseg=1.0, depth=0.2, normals=10.0, edges=20.0,
-                          instance=0.2)))
+        # and pixels, normals 1 - cos, edges a balanced BCE). Fixed by one
+        # rule before any method ran (docs/comparison.md, "Training fixed
+        # before any method runs"): every task the same gradient norm on
+        # the shared encoder, measured on probe batches on the all-shared
+        # model trained with unit weights, averaged over its checkpoints at
+        # 100/200/300/400 iterations (tools/analysis/task_gradients.py;
+        # docs/figures/dense/task_gradients_unit_weights.json). Unweighted,
+        # offsets and depth held 56-73 % and 20-38 % of that gradient,
+        # edges 0.2 %. A single-task model keeps its task's weight, which
+        # Adam's per-parameter step sizes make irrelevant there.
+        loss_weights=dict(semseg=0.176, depth=0.0214, normals=0.53,
+                          edges=4.26, instance=0.0112)))
 # the five dense tasks at 64x128; scenes render in ~4 ms each, so one
 # loader worker keeps up with training on 2 cores
 train_dataloader = dict(

@@ -43,6 +43,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batches', type=int, default=4,
                         help='probe batches to average over')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--png', help='also draw the shares and per-block '
+                        'cosines')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
 
@@ -95,8 +97,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                       loss_weights=balanced_loss_weights(norm),
                       per_checkpoint=[dict(checkpoint=c, **p) for c, p in zip(
                           args.checkpoints, points)])
-    dump_json_atomic(dict(config=args.config, seed=args.seed,
-                          checkpoints=args.checkpoints, **result), args.out)
+    doc = dict(config=args.config, seed=args.seed,
+               checkpoints=args.checkpoints, **result)
+    dump_json_atomic(doc, args.out)
+    if args.png:
+        from branched_mtl.visualization.task_gradients import \
+            plot_task_gradients
+        plot_task_gradients(doc, args.png)
     for t in result['tasks']:
         print(f'{t:>16}: share {result["share"][t]:.3f}  weight '
               f'{result["loss_weights"][t]:.3f}')
