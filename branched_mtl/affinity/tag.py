@@ -15,19 +15,30 @@ its mapping into the affinity range the tree search reads (distance = 1 - A,
 
 Mapping. The tree cost needs a symmetric A[l] in [-1, 1]. We symmetrise
 S = (Z + Z^T) / 2 (the mean transfer between the two tasks, both
-directions) and divide each split's S by its largest off-diagonal |S|:
+directions) and divide it by the tasks' own lookahead, the diagonal
+D[l, i] = Z[l, i -> i] (how much a step on i's gradient lowers i's own
+loss):
 
-    A[l] = S[l] / max_{i != j} |S[l, i, j]|,   A[l, i, i] = 1.
+    A[l, i, j] = S[l, i, j] / sqrt(D[l, i] D[l, j]),   A[l, i, i] = 1,
 
-Why per split: Z is a relative loss change per lookahead step, and a step
+clipped to [-1, 1]; a pair where either task's own lookahead is not
+positive gets 0 (no evidence either way).
+
+Why this scale: Z is a relative loss change per lookahead step, and a step
 on the bottom block alone changes every loss far less than a step on the
 whole encoder, so raw values at shallow splits are all near 0 (distance
 near 1 for every pair, which makes the clustering cost prefer splitting
-there). Scaling each split to [-1, 1] keeps the sign (a negative A is
-negative transfer, distance > 1) and the order of the task pairs, and makes
-each split's clustering cost range like RSA's correlations do. The raw,
-directional Z and the scales are kept in the file's ``meta``
-(``lookahead``, ``scale``), where TAG's selection reads them.
+there). Each task's own lookahead at the same split is the natural unit:
+A says how much a step for task i helps task j compared with how much it
+helps i itself, like a correlation. An earlier version divided each split
+by its largest off-diagonal |S|, which stretches a split whose transfers
+are all noise to the full [-1, 1] range; the diagonal is a signal of the
+same split, so near-zero noisy transfers stay near zero. The sign is kept
+(a negative A is negative transfer, distance > 1) and, within a split of
+equal diagonals, the order of the task pairs. The raw, directional Z and
+the per-split scale (the geometric mean of the positive diagonal) are kept
+in the file's ``meta`` (``lookahead``, ``scale``), where TAG's selection
+reads Z.
 
 No torch import here: arrays only.
 """
@@ -70,9 +81,11 @@ def lookahead_affinity(z: Any) -> Tuple[np.ndarray, np.ndarray]:
 
     Returns:
         ``(affinity, scale)``: the symmetric (L, N, N) affinity in [-1, 1]
-        with a diagonal of 1 (see the module docstring) and the (L,) scale
-        each split was divided by (0 where every off-diagonal value is 0:
-        that split's affinity is then 0, every pair equally unrelated).
+        with a diagonal of 1, each pair's mean transfer over the geometric
+        mean of the two tasks' own lookahead (see the module docstring),
+        and the (L,) geometric mean of each split's positive diagonal (0
+        where none is positive: that split's affinity is then 0, every pair
+        equally unrelated).
 
     Raises:
         ValueError: on a wrong shape or a non-finite value.
@@ -87,15 +100,19 @@ def lookahead_affinity(z: Any) -> Tuple[np.ndarray, np.ndarray]:
                          f'{z[l, i, j]} at split {l}, tasks {i} -> {j}')
     n = z.shape[1]
     sym = (z + z.transpose(0, 2, 1)) / 2
-    off = ~np.eye(n, dtype=bool)
-    scale = (np.abs(sym[:, off]).max(axis=1) if n > 1 else
-             np.zeros(len(z)))
+    diag = np.diagonal(z, axis1=1, axis2=2)  # (L, N): own lookahead
+    own = np.where(diag > 0, diag, 0.0)
+    norm = np.sqrt(own[:, :, None] * own[:, None, :])
     out = np.zeros_like(sym)
-    nonzero = scale > 0
-    out[nonzero] = sym[nonzero] / scale[nonzero, None, None]
-    # divided by the largest |value|: in range but for rounding
+    measured = norm > 0
+    out[measured] = sym[measured] / norm[measured]
     out = np.clip(out, -1.0, 1.0)
+    off = ~np.eye(n, dtype=bool)
     out[:, ~off] = 1.0
+    scale = np.array([
+        float(np.exp(np.log(d[d > 0]).mean())) if (d > 0).any() else 0.0
+        for d in diag
+    ])
     return out, scale
 
 

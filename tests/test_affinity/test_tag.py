@@ -47,28 +47,45 @@ def family_z(tasks=TASKS, num_layers=5, seed=0):
 
 
 # ------------------------------------------------------------ the mapping
-def test_lookahead_affinity_symmetrises_and_scales_each_split():
+def test_lookahead_affinity_divides_by_the_tasks_own_lookahead():
     z = family_z()
     a, scale = lookahead_affinity(z)
     sym = (z + z.transpose(0, 2, 1)) / 2
+    diag = np.diagonal(z, axis1=1, axis2=2)
     off = ~np.eye(5, dtype=bool)
     np.testing.assert_allclose(a, a.transpose(0, 2, 1))
-    np.testing.assert_allclose(scale, np.abs(sym[:, off]).max(axis=1))
-    np.testing.assert_allclose(a[:, off], (sym / scale[:, None, None])[
-        :, off])
+    expect = sym / np.sqrt(diag[:, :, None] * diag[:, None, :])
+    np.testing.assert_allclose(a[:, off], np.clip(expect, -1, 1)[:, off])
+    np.testing.assert_allclose(scale, np.exp(np.log(diag).mean(axis=1)))
     assert (np.diagonal(a, axis1=1, axis2=2) == 1).all()
-    # per split: every split spans [-1, 1] though raw Z grows with depth
-    np.testing.assert_allclose(np.abs(a[:, off]).max(axis=1), 1.0)
+    # raw Z grows with depth; relative to the own lookahead it does not
+    assert np.ptp(a[:, 0, 2]) < 0.05 and np.ptp(sym[:, 0, 2]) > 0.05
     # sign kept: the sum's negative transfer is a distance above 1
     assert (a[:, TASKS.index('sum'), TASKS.index('left')] < 0).all()
-    # the order of the task pairs is the order of S
+    # the order of the task pairs is the order of S (equal diagonals)
     assert (np.argsort(a[2][off]) == np.argsort(sym[2][off])).all()
+
+
+def test_noise_is_not_stretched():
+    # a split whose transfers are all noise around 0 stays near 0: the
+    # unit is the tasks' own lookahead, not the largest noisy transfer
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 1e-5, (1, 4, 4))
+    np.fill_diagonal(z[0], 0.01)
+    a, _ = lookahead_affinity(z)
+    off = ~np.eye(4, dtype=bool)
+    assert np.abs(a[0][off]).max() < 0.01
 
 
 def test_lookahead_affinity_edge_cases():
     a, scale = lookahead_affinity(np.zeros((2, 3, 3)))
     assert (scale == 0).all()
     np.testing.assert_array_equal(a[0], np.eye(3))
+    # a task whose own lookahead is not positive: its pairs get 0
+    z = np.full((1, 3, 3), 0.01)
+    z[0, 1, 1] = -0.001
+    a, _ = lookahead_affinity(z)
+    assert a[0, 0, 1] == a[0, 1, 2] == 0 and a[0, 0, 2] == 1
     with pytest.raises(ValueError, match='non-finite'):
         lookahead_affinity(np.full((1, 2, 2), np.nan))
     with pytest.raises(ValueError, match='shape'):
