@@ -54,6 +54,7 @@ from branched_mtl.utils.package import PACKAGE_DIR
 from .branch import BranchJob, config_text
 from .compare_report import (LABELS, comparison_markdown, plot_comparison,
                              summarise)
+from .compare_planted import planted_markdown, planted_scores
 from .compare_sweep import plot_pareto, sweep_markdown
 from .measure import input_shape, measure_model
 from .stages import StageBook, fingerprint
@@ -359,6 +360,18 @@ class Comparison:
                     return  # unchanged: keep the file (and its time)
         write_text_atomic(text, path)
 
+    def _score_planted(self, summary: Dict[str, Any],
+                       per_seed: Dict[int, Dict[str, Any]],
+                       job: BranchJob) -> None:
+        """``summary['planted']`` where the config names planted groups."""
+        groups = self.cfg.get('groups')
+        if not groups:
+            return
+        summary['planted'] = planted_scores(
+            per_seed, dict(groups), job.info['block_names'],
+            lambda seed, method: self._seed_dir(seed, method, 'affinity',
+                                                'affinity.json'))
+
     def _use_budget(self, budget: Optional[str]) -> None:
         self.budget_text = budget
         self.tag = (budget_tag(budget) if budget is not None
@@ -417,6 +430,7 @@ class Comparison:
                 summary.update(config=self.source, work_dir=self.work_dir,
                                budget=self.budget_text, alpha=self.alpha,
                                seeds=self.seeds, budgets=self.budgets)
+                self._score_planted(summary, per_seed, first)
                 result = dict(summary, per_seed=per_seed)
             else:
                 by_budget = {}
@@ -427,6 +441,7 @@ class Comparison:
                     by_budget[b] = dict(
                         summarise(views, self.methods, first,
                                   self.random_trees), budget=b)
+                    self._score_planted(by_budget[b], views, first)
                 summary = dict(config=self.source, work_dir=self.work_dir,
                                seeds=self.seeds, budgets=self.budgets,
                                random_trees=self.random_trees,
@@ -438,9 +453,17 @@ class Comparison:
             if len(budgets) == 1:
                 plot_comparison(summary, png)
                 text = comparison_markdown(summary, png)
+                if 'planted' in summary:
+                    text += '\n## Against the planted groups\n\n' + \
+                        planted_markdown(summary['planted'], LABELS) + '\n'
             else:
                 plot_pareto(summary, png)
                 text = sweep_markdown(summary, png)
+                for b, part in summary['by_budget'].items():
+                    if 'planted' in part:
+                        text += (f'\n## Against the planted groups, budget '
+                                 f'`{b}`\n\n' + planted_markdown(
+                                     part['planted'], LABELS) + '\n')
             write_text_atomic(text,
                               osp.join(self.work_dir, 'comparison.md'))
             self.log(text)

@@ -264,7 +264,9 @@ def test_bad_input_names_it(tmp_path):
 
 def test_budget_sweep_shares_references_and_affinity(tmp_path, capsys):
     config = tmp_path / 'tiny.py'
-    config.write_text(TINY)
+    # planted groups named in the config: trees and affinities scored
+    config.write_text(TINY + "groups = dict(left=['left', 'left_parity'], "
+                      "sum=['sum'])\n")
     work = tmp_path / 'sweep'
     tool = _tool()
     argv = [str(config), '--work-dir', str(work), '--budgets', '40%,80%',
@@ -280,6 +282,10 @@ def test_budget_sweep_shares_references_and_affinity(tmp_path, capsys):
         sizes[budget] = rows['RSA tree']['stats']['params']['mean']
         assert set(part['paired']) == {'all_shared', 'rsa'}
         assert 'vs_all_shared' in part['paired']['rsa']
+        ari = part['planted']['trees']['rsa']['per_seed']['0']
+        assert set(ari) == {'stem', 'layer1', 'layer2', 'layer3', 'layer4'}
+        assert all(-1 <= v <= 1 for v in ari.values())
+        assert set(part['planted']['affinities']['rsa']['mean']) == set(ari)
     # a larger budget never gives a smaller tree
     assert sizes['40%'] <= sizes['80%']
     seed = work / 'seed_0'
@@ -292,6 +298,7 @@ def test_budget_sweep_shares_references_and_affinity(tmp_path, capsys):
         assert not (seed / tag / 'rsa' / 'affinity').exists()
     md = (work / 'comparison.md').read_text()
     assert '## Budget `40%`' in md and '## Budget `80%`' in md
+    assert 'Against the planted groups, budget `40%`' in md
     assert (work / 'comparison.png').stat().st_size > 0
     # resumed: nothing trains again
     before = _checkpoints(work)
