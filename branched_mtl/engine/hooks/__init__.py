@@ -2,3 +2,4 @@ from . import affinity_hook, recombination_hook  # noqa: F401 (registers Affinit
 from . import reliability_hooks  # noqa: F401 (registers TaskCheckHook, ResumeValidationHook)
 from . import early_stop_hook  # noqa: F401 (registers ProbeEarlyStoppingHook)
 from . import tag_hook  # noqa: F401 (registers TagHook)
+from . import frozen_cache  # noqa: F401 (registers FrozenFeatureCacheHook)

@@ -19,6 +19,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from branched_mtl.registry import HOOKS
+from .frozen_cache import FrozenFeatureCacheHook
 
 __all__ = ['RecombinationHook', 'resolve_checkpoint', 'load_state_dict_file']
 
@@ -137,7 +138,9 @@ class RecombinationHook(Hook):
     name and shape; anything else is an error naming the file.
 
     The encoder must be built with ``frozen_blocks=split``, so the loaded
-    bottom stays fixed (batch norm in eval mode too). On resume
+    bottom stays fixed (batch norm in eval mode too), and its outputs are
+    computed once per training sample rather than once per epoch (a
+    :class:`FrozenFeatureCacheHook`, exact; see ``feature_cache``). On resume
     (``runner.iter > 0``) nothing is loaded: the resumed checkpoint already
     holds the recombined weights.
 
@@ -149,6 +152,9 @@ class RecombinationHook(Hook):
         split: Number of bottom blocks taken from the source.
         source_task: When given, the source checkpoint must hold this task's
             head (guards against swapped paths).
+        feature_cache: Arguments of the :class:`FrozenFeatureCacheHook` this
+            hook runs (``memory_budget``, ``cache_dir``); None computes the
+            frozen bottom in every iteration, as before.
     """
 
     priority = 'VERY_HIGH'
@@ -157,7 +163,8 @@ class RecombinationHook(Hook):
                  source_checkpoint: str,
                  target_checkpoints: Union[str, Dict[str, str]],
                  split: int,
-                 source_task: Optional[str] = None) -> None:
+                 source_task: Optional[str] = None,
+                 feature_cache: Optional[dict] = {}) -> None:  # noqa: B006
         if not isinstance(split, int) or isinstance(split, bool) or split < 1:
             raise ValueError('RecombinationHook: split must be an int >= 1 '
                              '(number of frozen bottom blocks), got '
@@ -170,8 +177,30 @@ class RecombinationHook(Hook):
         self.target_checkpoints = target_checkpoints
         self.split = split
         self.source_task = source_task
+        if feature_cache is not None and not isinstance(feature_cache, dict):
+            raise ValueError('RecombinationHook: feature_cache must be a dict '
+                             'of FrozenFeatureCacheHook arguments or None, '
+                             f'got {feature_cache!r}')
+        self.feature_cache = None if feature_cache is None else \
+            FrozenFeatureCacheHook(**feature_cache)
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch=None) -> None:
+        if self.feature_cache is not None:
+            self.feature_cache.before_train_iter(runner, batch_idx,
+                                                 data_batch)
+
+    def after_train(self, runner) -> None:
+        if self.feature_cache is not None:
+            self.feature_cache.after_train(runner)
 
     def before_train(self, runner) -> None:
+        self._before_train(runner)
+        # after the weights are loaded: the cache is keyed by them
+        if self.feature_cache is not None:
+            self.feature_cache.before_train(runner)
+
+    def _before_train(self, runner) -> None:
         if runner.iter > 0:
             print_log(f'RecombinationHook: resumed at iter {runner.iter}, '
                       'weights come from the resumed checkpoint',

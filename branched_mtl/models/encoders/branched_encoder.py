@@ -140,6 +140,9 @@ class BranchedEncoder(BaseModule):
             raise ValueError(f'frozen_blocks must be in [0, {len(blocks)}], '
                              f'got {frozen_blocks}')
         self.frozen_blocks = frozen_blocks
+        # set by FrozenFeatureCacheHook while it serves the frozen blocks'
+        # outputs in training (see forward_nodes); None: computed
+        self.frozen_features = None
         self._nodes = tree_nodes(self.branches)
         # nodes[b][g]: the copy of block b used by group g of the tree
         self.nodes = nn.ModuleList()
@@ -214,14 +217,34 @@ class BranchedEncoder(BaseModule):
                     m.eval()
         return self
 
-    def forward_nodes(self, x: Tensor) -> List[List[Tensor]]:
+    def forward_nodes(self, x: Tensor,
+                      cached: bool = True) -> List[List[Tensor]]:
         """Run every node of the tree once.
+
+        Args:
+            x: The input batch.
+            cached: In training, take the frozen blocks' outputs from
+                ``frozen_features`` when one is set (it computes them when
+                it cannot serve them); those no later block reads are None.
 
         Returns:
             Per block, the output of each group (in ``branches`` order).
         """
         outputs: List[List[Tensor]] = []
-        for b, level in enumerate(self._nodes):
+        if (cached and self.frozen_features is not None and self.training
+                and self.frozen_blocks):
+            outputs = list(self.frozen_features(x, self.forward_bottom))
+        return self._run_blocks(x, outputs, self.num_blocks)
+
+    def forward_bottom(self, x: Tensor) -> List[List[Tensor]]:
+        """The outputs of the frozen blocks only (per block, per group)."""
+        return self._run_blocks(x, [], self.frozen_blocks)
+
+    def _run_blocks(self, x: Tensor, outputs: List[List[Tensor]],
+                    stop: int) -> List[List[Tensor]]:
+        """Run blocks ``len(outputs)`` .. ``stop - 1`` after ``outputs``."""
+        for b in range(len(outputs), stop):
+            level = self._nodes[b]
             inputs = [x if b == 0 else outputs[b - 1][parent]
                       for parent, _ in level]
             if len(level) > 1 and self._batch_block(b):
@@ -261,7 +284,8 @@ class BranchedEncoder(BaseModule):
         """Per block, each task's features at that block's output: what the
         stock backbone emits there for an emitted block, the block's output
         (a ViT's: its patch map) for the others."""
-        outputs = self.forward_nodes(x)
+        # every block's output is read here: none from a feature cache
+        outputs = self.forward_nodes(x, cached=False)
         per_block = self._features(outputs, range(self.num_blocks))
         return [per_block[b] for b in range(self.num_blocks)]
 
