@@ -6,6 +6,7 @@ from .nyu import NYUv2MultiTask
 from .nyu_mat import NYUv2MatMultiTask
 from .planted_digits import PlantedDigits
 from .probe_split import ProbeSplit, probe_indices
+from .precollated import PrecollatedDataset, precollate_loader  # noqa: F401
 from .sunrgbd import SUNRGBDMultiTask, export_sunrgbd_labels
 from .synthetic_scenes import SyntheticScenes
 
