@@ -59,7 +59,7 @@ def test_second_run_is_refused_and_names_the_first(tmp_path, capsys):
 
         code, err = run_main('sweep_recombination', [
             cfg, '--work-dir', wd, '--launcher', 'none', '--tasks',
-            'left,sum', '--splits', '1'], capsys)
+            'left,sum', '--splits', '1', '--probe-samples', '8'], capsys)
         assert code == 2 and f'{wd} {busy}' in err, err
 
         # the training run the first job started in-process
