@@ -9,6 +9,7 @@ Here the mechanisms are checked with small processes (no training): a
 watcher that kills its process group once the sweep's pid is gone, and
 ``PR_SET_PDEATHSIG`` for direct children.
 """
+import importlib.util
 import os
 import os.path as osp
 import signal
@@ -98,3 +99,68 @@ def _pgid(pid):
         return os.getpgid(pid)
     except ProcessLookupError:
         return None
+
+
+def test_rank_ends_when_its_launcher_dies():
+    """torchrun starts each rank in a session of its own: a killed
+    torchrun (the sweep alive) leaves a rank its group does not reach.
+    The rank's watcher sees its parent change and ends its group."""
+    rank_child = 'import time; time.sleep(120)'
+    rank = (LOAD + 'import subprocess, time\n'
+            f'child = subprocess.Popen([sys.executable, "-c", '
+            f'{rank_child!r}])\n'
+            'print(child.pid, flush=True)\n'
+            'proc.watch_parent(interval=0.1)\n'
+            'time.sleep(120)\n')
+    # the launcher: starts the rank in a new session, as torchrun does
+    launcher = ('import subprocess, sys, time\n'
+                f'r = subprocess.Popen([sys.executable, "-c", {rank!r}], '
+                'start_new_session=True, stdout=subprocess.PIPE, text=True)\n'
+                'print(r.pid, r.stdout.readline().strip(), flush=True)\n'
+                'time.sleep(120)\n')
+    env = dict(os.environ)
+    env['BRANCHED_MTL_SWEEP_PID'] = str(os.getpid())  # this test: alive
+    proc = subprocess.Popen([sys.executable, '-c', launcher], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    rank_pid, child_pid = map(int, proc.stdout.readline().split())
+    try:
+        assert os.getpgid(rank_pid) != os.getpgid(proc.pid)
+        time.sleep(0.5)  # the watcher is running
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert gone(rank_pid), 'the rank outlived its killed launcher'
+        assert gone(child_pid), 'the rank\'s child outlived it'
+    finally:
+        for pid in (rank_pid, child_pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_kill_marked_reaches_other_sessions_only_marked():
+    """The sweep kills a slot's processes by the mark in their
+    environment, whatever their session; unmarked ones are left."""
+    spec = importlib.util.spec_from_file_location('proc_module', PROC)
+    proc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(proc)
+    mark = f'test-{os.getpid()}:0'
+    sleep = [sys.executable, '-c', 'import time; time.sleep(120)']
+    marked = [subprocess.Popen(sleep, env=dict(os.environ, **{
+        proc.SLOT_ENV: mark}), start_new_session=new) for new in (0, 1)]
+    other = subprocess.Popen(sleep, env=dict(os.environ, **{
+        proc.SLOT_ENV: mark + '0'}))
+    try:
+        deadline = time.time() + 10
+        while sorted(proc.marked(proc.SLOT_ENV, mark)) != sorted(
+                p.pid for p in marked):
+            assert time.time() < deadline, proc.marked(proc.SLOT_ENV, mark)
+            time.sleep(0.05)
+        assert proc.kill_marked(proc.SLOT_ENV, mark, timeout=10)
+        for p in marked:
+            assert p.wait(5) == -signal.SIGKILL
+        assert other.poll() is None
+    finally:
+        for p in marked + [other]:
+            p.kill()
+            p.wait()

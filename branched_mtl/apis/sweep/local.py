@@ -14,7 +14,8 @@ from typing import IO, Dict, Optional, Sequence
 
 from branched_mtl.utils.errors import UserError
 from branched_mtl.utils.io import open_append
-from branched_mtl.utils.proc import PARENT_ENV, die_with_parent
+from branched_mtl.utils.proc import (PARENT_ENV, SLOT_ENV, die_with_parent,
+                                     kill_marked)
 from .collect import collect_sweep
 from .jobs import DIST_TRAIN, EXEC_MODES, worker_command, write_jobs
 from .plan import Job, SweepPlan
@@ -303,17 +304,31 @@ def run_workers(plan: SweepPlan,
     # the workers belong to this process: they watch it and end with it
     base_env[PARENT_ENV] = str(os.getpid())
 
+    def mark(slot: int) -> str:
+        return f'{run_id}:{slot}'
+
     def start(slot: int) -> None:
         job_port = port + slot if port else _free_port([])
         log = open_append(osp.join(log_dir, f'worker{slot}.log'))
-        # own session: a worker's whole process tree (bash, torchrun, its
-        # ranks) is one group, stopped together; the group's leader dies
-        # with this process
+        # own session: a worker's process tree (bash, torchrun) is one
+        # group, stopped together; its leader dies with this process. The
+        # slot's mark reaches what the group does not (torchrun's ranks,
+        # each in a session of its own)
         procs[slot] = subprocess.Popen(
-            ['bash', '-c', command], env=dict(base_env, PORT=str(job_port)),
+            ['bash', '-c', command], env=dict(
+                base_env, PORT=str(job_port), **{SLOT_ENV: mark(slot)}),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=die_with_parent)
         log.close()
+
+    def clear(slot: int, proc: subprocess.Popen) -> None:
+        """Kill what is left of a slot's worker: never two in a slot."""
+        _kill_group(proc.pid)
+        if not kill_marked(SLOT_ENV, mark(slot)):
+            raise RuntimeError(
+                f'worker {slot} of the sweep cannot be stopped (processes '
+                f'with {SLOT_ENV}={mark(slot)} survive SIGKILL); stop them '
+                'and run the same command again')
 
     done_before = sum(j.is_done() for j in jobs)
     with _interrupt_on_signals():
@@ -333,7 +348,7 @@ def run_workers(plan: SweepPlan,
                     del procs[slot]
                     # what is left of the slot (a rank whose launcher was
                     # killed) goes first: never two workers in one slot
-                    _kill_group(proc.pid)
+                    clear(slot, proc)
                     if proc.returncode == 0 or not unrun:
                         continue  # it found nothing more to do
                     restarts[slot] = 0 if finished > done_before else \
@@ -347,8 +362,10 @@ def run_workers(plan: SweepPlan,
                 if procs:
                     time.sleep(poll_interval)
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP
-            for proc in procs.values():
+            for slot, proc in procs.items():
                 _stop(proc)
+                # torchrun's ranks (sessions of their own) too
+                kill_marked(SLOT_ENV, mark(slot), timeout=5.0)
             progress.close()
             raise
     progress.close()
