@@ -31,6 +31,7 @@ warnings.filterwarnings(
     'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
 import numpy as np  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 import torch  # noqa: E402
 
 import branched_mtl  # noqa: F401,E402  (compat before mmseg)
@@ -57,6 +58,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--doc', help='markdown file to put the table in')
     parser.add_argument('--probe-batch', type=int, default=256,
                         help='probe images of the gradient batch')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config first, key=value pairs')
     parser.add_argument('--commit', help='the commit to record (default: '
                         'the checkout\'s HEAD)')
     return parser.parse_args(argv)
@@ -123,7 +127,7 @@ def _probe_batch(runner) -> dict:
 
 
 def measure(args: argparse.Namespace) -> dict:
-    base = load_config(args.config, args.work_dir)
+    base = load_config(args.config, args.work_dir, args.cfg_options)
     tasks = config_tasks(base)
     groups = base.train_dataloader.dataset.get('groups')
     runs = {}
@@ -266,7 +270,7 @@ def plot(result: dict, path: str) -> None:
     plt.close(fig)
 
 
-def plot_samples(cfg, path: str, num: int = 24) -> None:
+def plot_samples(cfg, path: str, num: int = 16) -> None:
     """Probe images with their factors, as the data set renders them."""
     import matplotlib
     matplotlib.use('Agg')
@@ -290,7 +294,7 @@ def plot_samples(cfg, path: str, num: int = 24) -> None:
                      f' p{f["stripe_period"]}', fontsize=7)
         ax.axis('off')
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=60)
     plt.close(fig)
 
 
@@ -324,7 +328,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     with open(osp.join(args.out, 'conflict.json'), 'w') as f:
         json.dump(result, f, indent=1)
     plot(result, osp.join(args.out, 'conflict.png'))
-    plot_samples(load_config(args.config, args.work_dir),
+    plot_samples(load_config(args.config, args.work_dir, args.cfg_options),
                  osp.join(args.out, 'samples.png'))
     if args.doc:
         write_doc(args.doc, markdown(result, command))
