@@ -85,6 +85,8 @@ val_evaluator = dict(
 test_evaluator = val_evaluator
 
 # --- model: stock mmpretrain ResNet-18, `width` base channels -------------
+# width 8: chosen from tools/analysis/measure_conflict.py's widths 4 and 8
+# (docs/planted_digits.md): the wider one with the same conflict
 width = 8
 model = dict(
     type='BranchedMultiTaskModel',

@@ -156,7 +156,13 @@ def summarize(args, tasks, groups, runs) -> dict:
         gaps = accuracy_gaps(
             {t: [r[t]['test'][t] for r in single] for t in tasks},
             {t: [r['test'][t] for r in shared] for t in tasks})
-        entry = dict(accuracy=gaps, blocks=shared[0]['blocks'])
+        # the same on the probe split (last validation): what a decision,
+        # such as the width, may read
+        probe = accuracy_gaps(
+            {t: [r[t]['curves'][t][-1][1] for r in single] for t in tasks},
+            {t: [r['curves'][t][-1][1] for r in shared] for t in tasks})
+        entry = dict(accuracy=gaps, probe_accuracy=probe,
+                     blocks=shared[0]['blocks'])
         for when in ('init', 'end'):
             cos = np.mean([r[f'cos_{when}'] for r in shared], axis=0)
             entry[f'cos_{when}'] = cos.tolist()
@@ -196,18 +202,20 @@ def markdown(result: dict, command: str) -> str:
         secs = e['train_seconds']
         lines += [f'**Width {width}** (base channels; train time per model '
                   f'{secs["single"]:.0f} s single-task, '
-                  f'{secs["all_shared"]:.0f} s all-shared; still improving '
-                  f'over the last fifth: single-task '
+                  f'{secs["all_shared"]:.0f} s all-shared, wall; still '
+                  f'improving over the last fifth in some seed: single-task '
                   f'{e["unconverged"]["single"] or "none"}, all-shared '
                   f'{e["unconverged"]["all_shared"] or "none"})', '',
-                  '| task | single-task | all-shared | gap | beyond spread |',
-                  '| --- | --- | --- | --- | --- |']
+                  '| task | single-task (test) | all-shared (test) | gap | '
+                  'beyond spread | probe gap | beyond spread (probe) |',
+                  '| --- | --- | --- | --- | --- | --- | --- |']
         for t in tasks:
-            a = e['accuracy'][t]
+            a, p = e['accuracy'][t], e['probe_accuracy'][t]
             lines.append(
                 f'| {t} | {a["single"]:.1f} ± {a["single_std"]:.1f} | '
                 f'{a["shared"]:.1f} ± {a["shared_std"]:.1f} | '
-                f'{a["gap"]:+.1f} | {"yes" if a["beyond_spread"] else ""} |')
+                f'{a["gap"]:+.1f} | {"yes" if a["beyond_spread"] else ""} | '
+                f'{p["gap"]:+.1f} | {"yes" if p["beyond_spread"] else ""} |')
         if 'within_init' in e:
             lines += ['', '| block | within init | across init | within end '
                       '| across end |', '| --- | --- | --- | --- | --- |']
