@@ -103,22 +103,19 @@ def marked(name: str, value: str) -> List[int]:
     return found
 
 
-def kill_marked(name: str, value: str, timeout: float = 30.0) -> bool:
+def kill_marked(name: str, value: str, timeout: float = 30.0) -> List[int]:
     """``SIGKILL`` every process marked ``name=value`` (:func:`marked`)
     until none is left.
 
     Returns:
-        True once none is left; False if some still live after
-        ``timeout`` seconds (a process stuck in the kernel, e.g. on a
-        dead file system).
+        The pids still alive after ``timeout`` seconds (a process stuck in
+        the kernel, e.g. on a dead file system); empty once none is left.
     """
     deadline = time.monotonic() + timeout
     while True:
         left = marked(name, value)
-        if not left:
-            return True
-        if time.monotonic() > deadline:
-            return False
+        if not left or time.monotonic() > deadline:
+            return left
         for pid in left:
             try:
                 os.kill(pid, signal.SIGKILL)

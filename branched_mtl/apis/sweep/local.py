@@ -229,14 +229,6 @@ def run_jobs(jobs: Sequence[Job],
     return failed
 
 
-def _kill_group(pgid: int) -> None:
-    """``SIGKILL`` to what is left of a process group."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
     """Terminate a job's process group, killing it after ``grace`` s."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -268,10 +260,11 @@ def run_workers(plan: SweepPlan,
     ``dist_train`` for ``'pytorch'``) and trains jobs until none is left
     (exit status 0; a failed job is recorded in its folder). A worker that
     ends otherwise (``kill -9`` of it or of its torchrun, out of memory) is
-    started again once what is left of its process group is killed, at most
-    ``max_restarts`` times in a row without a job finishing; the job it was
-    running resumes from its last checkpoint when ``resume``. The workers
-    watch this process and end with it (:mod:`branched_mtl.utils.proc`).
+    started again once every process of its slot is gone (each carries
+    ``SLOT_ENV``; the rest are killed), at most ``max_restarts`` times in a
+    row without a job finishing; the job it was running resumes from its
+    last checkpoint when ``resume``. The workers watch this process and end
+    with it (:mod:`branched_mtl.utils.proc`).
 
     Args:
         plan: The sweep (files written by :func:`write_jobs`).
@@ -321,14 +314,16 @@ def run_workers(plan: SweepPlan,
             start_new_session=True, preexec_fn=die_with_parent)
         log.close()
 
-    def clear(slot: int, proc: subprocess.Popen) -> None:
-        """Kill what is left of a slot's worker: never two in a slot."""
-        _kill_group(proc.pid)
-        if not kill_marked(SLOT_ENV, mark(slot)):
-            raise RuntimeError(
-                f'worker {slot} of the sweep cannot be stopped (processes '
-                f'with {SLOT_ENV}={mark(slot)} survive SIGKILL); stop them '
-                'and run the same command again')
+    def clear(slot: int) -> None:
+        """Kill what is left of a slot's worker: never two in a slot. By
+        the mark, not the process group: the group's leader is reaped (its
+        pid free for reuse), and torchrun's ranks are not in it."""
+        left = kill_marked(SLOT_ENV, mark(slot))
+        if left:
+            raise UserError(
+                f'worker {slot} of the sweep cannot be stopped: process(es) '
+                f'{left} survive SIGKILL (stuck in the kernel, e.g. on a '
+                'dead file system); end them and run the same command again')
 
     done_before = sum(j.is_done() for j in jobs)
     with _interrupt_on_signals():
@@ -348,7 +343,7 @@ def run_workers(plan: SweepPlan,
                     del procs[slot]
                     # what is left of the slot (a rank whose launcher was
                     # killed) goes first: never two workers in one slot
-                    clear(slot, proc)
+                    clear(slot)
                     if proc.returncode == 0 or not unrun:
                         continue  # it found nothing more to do
                     restarts[slot] = 0 if finished > done_before else \
