@@ -167,7 +167,8 @@ def split_backbone(backbone: nn.Module,
         TypeError: the backbone has no splitter.
         ValueError: the granularity does not fit the backbone.
     """
-    from . import splitters  # noqa: F401  (registers the stock splitters)
+    # the stock splitters are registered by the package's import of
+    # ``splitters`` (encoders/__init__.py), which imports this module
     if not (granularity in GRANULARITIES if isinstance(granularity, str)
             else _is_points(granularity)):
         raise ValueError(f'granularity must be one of {GRANULARITIES} or a '
