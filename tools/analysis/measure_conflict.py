@@ -11,8 +11,9 @@ loss gradients on every block of the all-shared encoder, at initialisation
 and after training, on a batch of the probe split (the val loader). It
 writes ``conflict.json`` and ``conflict.png`` under ``--out`` and, with
 ``--doc``, the table between the markers ``<!-- conflict:start -->`` and
-``<!-- conflict:end -->`` of that file. Finished runs are read back from the
-work dir, so an interrupted measurement resumes where it stopped.
+``<!-- conflict:end -->`` of that file (``--doc-section`` renames them).
+Finished runs are read back from the work dir, so an interrupted
+measurement resumes where it stopped.
 """
 import argparse
 import copy
@@ -45,9 +46,6 @@ from branched_mtl.evaluation.task_conflict import (  # noqa: E402
     unconverged_tasks)
 from branched_mtl.utils.console import quiet_known_warnings  # noqa: E402
 
-START, END = '<!-- conflict:start -->', '<!-- conflict:end -->'
-
-
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='the all-shared multi-task config')
@@ -56,6 +54,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--work-dir', default='work_dirs/conflict')
     parser.add_argument('--out', default='docs/figures/planted_digits')
     parser.add_argument('--doc', help='markdown file to put the table in')
+    parser.add_argument(
+        '--doc-section', default='conflict',
+        help='the table goes between <!-- SECTION:start --> and '
+        '<!-- SECTION:end --> of --doc')
     parser.add_argument('--probe-batch', type=int, default=256,
                         help='probe images of the gradient batch')
     parser.add_argument(
@@ -306,15 +308,16 @@ def plot_samples(cfg, path: str, num: int = 16) -> None:
     plt.close(fig)
 
 
-def write_doc(path: str, text: str) -> None:
+def write_doc(path: str, text: str, section: str = 'conflict') -> None:
+    start, end = f'<!-- {section}:start -->', f'<!-- {section}:end -->'
     with open(path) as f:
         doc = f.read()
-    if START not in doc or END not in doc:
-        raise ValueError(f'{path} lacks the markers {START} and {END}')
-    head, rest = doc.split(START, 1)
-    tail = rest.split(END, 1)[1]
+    if start not in doc or end not in doc:
+        raise ValueError(f'{path} lacks the markers {start} and {end}')
+    head, rest = doc.split(start, 1)
+    tail = rest.split(end, 1)[1]
     with open(path, 'w') as f:
-        f.write(f'{head}{START}\n{text}\n{END}{tail}')
+        f.write(f'{head}{start}\n{text}\n{end}{tail}')
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
@@ -339,7 +342,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     plot_samples(load_config(args.config, args.work_dir, args.cfg_options),
                  osp.join(args.out, 'samples.png'))
     if args.doc:
-        write_doc(args.doc, markdown(result, command))
+        write_doc(args.doc, markdown(result, command), args.doc_section)
     print(f'wrote {osp.join(args.out, "conflict.json")}')
     return result
 
