@@ -2,7 +2,7 @@
 #   python tools/branch.py configs/planted_digits/branch_planted_digits.py \
 #       --work-dir work_dirs/branch_planted_digits --budget 60% --seeds 3
 # Every model (single-task, branched, all-shared, random) trains with the
-# schedule of the base config (600 iterations of AdamW + cosine), validates
+# schedule of the base config (1200 iterations of AdamW + cosine), validates
 # on the probe split (its own 1000 MNIST digits) every tenth of it and keeps
 # its best checkpoint there by the same rule; the test split (another 1000
 # digits) is read once per model. The planted groups are in the data set's
