@@ -22,6 +22,29 @@ __all__ = ['LOCK_NAME', 'WorkDirLock']
 LOCK_NAME = '.workdir.lock'
 
 
+def try_lock(path: str) -> Optional[int]:
+    """An fd holding an exclusive flock on ``path``, or None if busy (a
+    sweep job's lock: one worker per job).
+
+    Raises:
+        UserError: naming the lock file when it cannot be opened (e.g. it is
+            a symbolic link).
+    """
+    try:
+        # never through a link: the lock file is the job folder's own
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as e:
+        why = 'it is a symbolic link' if osp.islink(path) else e.strerror
+        raise UserError(f'cannot open the job lock {path} ({why}); remove '
+                        'it') from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 class WorkDirLock:
     """An exclusive, non-blocking lock on ``<work_dir>/.workdir.lock``.
 

@@ -13,6 +13,7 @@ from typing import Callable, Optional
 from branched_mtl.utils.errors import UserError
 from branched_mtl.utils.io import (dump_json_atomic, open_append,
                                    write_text_atomic)
+from branched_mtl.utils.lock import try_lock
 from .plan import Job, SweepPlan, read_json
 
 LAUNCHERS = ('pytorch', 'none', 'slurm')
@@ -175,8 +176,7 @@ def _clear_job(job: Job, why: str, log: Callable[[str], None]) -> None:
     left = [e for e in os.listdir(job.job_dir) if e not in keep]
     if not left:
         return
-    from .local import _try_lock
-    fd = _try_lock(job.lock_path)
+    fd = try_lock(job.lock_path)
     if fd is None:
         raise UserError(
             f'job {job.name} must be cleared ({why}), but another process '

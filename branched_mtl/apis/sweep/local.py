@@ -1,7 +1,6 @@
 """Running a sweep's jobs on this machine, ``max_parallel`` at a time."""
 import contextlib
 import datetime
-import fcntl
 import os
 import os.path as osp
 import signal
@@ -14,29 +13,13 @@ from typing import IO, Dict, Optional, Sequence
 
 from branched_mtl.utils.errors import UserError
 from branched_mtl.utils.io import open_append
+from branched_mtl.utils.lock import try_lock as _try_lock
 from branched_mtl.utils.proc import (PARENT_ENV, SLOT_ENV, die_with_parent,
                                      kill_marked)
 from .collect import collect_sweep
 from .jobs import DIST_TRAIN, EXEC_MODES, worker_command, write_jobs
 from .plan import Job, SweepPlan
 from .worker import QUEUE_DIR, failed_in_run, job_failures, write_queue
-
-
-def _try_lock(path: str) -> Optional[int]:
-    """An fd holding an exclusive flock on ``path``, or None if busy."""
-    try:
-        # never through a link: the lock file is the job folder's own
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-    except OSError as e:
-        why = 'it is a symbolic link' if osp.islink(path) else e.strerror
-        raise UserError(f'cannot open the job lock {path} ({why}); remove '
-                        'it') from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
 
 
 def _free_port(taken: Sequence[int]) -> int:

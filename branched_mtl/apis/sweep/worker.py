@@ -32,6 +32,7 @@ import uuid
 from typing import IO, Dict, List, Optional, Tuple, Union
 
 from branched_mtl.utils.io import dump_json_atomic, open_append
+from branched_mtl.utils.lock import try_lock
 from .plan import Job, SweepPlan, read_json
 
 QUEUE_DIR = 'workers'
@@ -123,7 +124,6 @@ def claim(jobs: List[Job], run_id: str, stage: Optional[int] = None
         are still running elsewhere or wait for jobs that are; None when
         every job is done or failed in this run.
     """
-    from .local import _try_lock
     by_name = {j.name: j for j in jobs}
     waiting = False
     for job in jobs:
@@ -140,7 +140,7 @@ def claim(jobs: List[Job], run_id: str, stage: Optional[int] = None
             waiting = True
             continue
         os.makedirs(job.job_dir, exist_ok=True)
-        fd = _try_lock(job.lock_path)
+        fd = try_lock(job.lock_path)
         if fd is None:  # another worker, or an orphan of a killed sweep
             waiting = True
             continue
