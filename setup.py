@@ -128,6 +128,9 @@ setup(
     python_requires='>=3.10',
     # The verified stack is pinned in requirements.txt (see README).
     install_requires=[
+        # OpenMMLab's wheels do not declare torch: without these a plain
+        # `pip install .` imports nothing
+        'torch>=2.0', 'torchvision',
         'mmengine>=0.10.7,<0.11', 'mmcv-lite>=2.0.0rc4,<2.2.0',
         'mmsegmentation>=1.2.2,<1.3', 'mmpretrain>=1.2.0,<1.3', 'ftfy',
         'regex', 'numpy', 'scipy', 'scikit-learn', 'matplotlib', 'h5py',
