@@ -22,9 +22,11 @@ from branched_mtl.apis.sweep import (load_plan_config, plan_sweep, run_jobs,
                                      run_sweep, worker_command, write_jobs,
                                      write_queue)
 from branched_mtl.registry import build_stock
+from branched_mtl.utils.package import tools_dir
 
 CFG = osp.join(MULTIDIGITS, 'resnet18-thin_all-shared_multidigits.py')
-WORKER = osp.join(ROOT, 'tools', 'sweep_worker.py')
+# the installation's tools, as the sweep finds them (utils.package)
+WORKER = osp.join(tools_dir(), 'sweep_worker.py')
 
 # a hook that holds one job (HOLD_JOB) at iteration 3, after iter_2.pth,
 # until HOLD_FILE exists: a worker killed there has a job half done

@@ -14,14 +14,16 @@ from branched_mtl.utils.errors import UserError
 from branched_mtl.utils.io import (dump_json_atomic, open_append,
                                    write_text_atomic)
 from branched_mtl.utils.lock import try_lock
+from branched_mtl.utils.package import tools_dir
 from .plan import Job, SweepPlan, read_json
 
 LAUNCHERS = ('pytorch', 'none', 'slurm')
-_REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
-DIST_TRAIN = osp.join(_REPO, 'tools', 'dist_train.sh')
-TRAIN_PY = osp.join(_REPO, 'tools', 'train.py')
-WORKER_PY = osp.join(_REPO, 'tools', 'sweep_worker.py')
+# the installation's tools (branched_mtl/.mim/tools, or the checkout's),
+# so that a regular `pip install .` runs sweeps too
+TOOLS = tools_dir()
+DIST_TRAIN = osp.join(TOOLS, 'dist_train.sh')
+TRAIN_PY = osp.join(TOOLS, 'train.py')
+WORKER_PY = osp.join(TOOLS, 'sweep_worker.py')
 EXEC_MODES = ('in-process', 'per-job')
 
 

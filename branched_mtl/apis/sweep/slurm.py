@@ -4,7 +4,7 @@ import os.path as osp
 import shlex
 
 from branched_mtl.utils.io import write_text_atomic
-from .jobs import _REPO, EXEC_MODES, worker_command, write_jobs
+from .jobs import EXEC_MODES, TOOLS, worker_command, write_jobs
 from .plan import SweepPlan
 from .worker import write_queue
 
@@ -127,7 +127,7 @@ def write_slurm(plan: SweepPlan,
         f'#SBATCH --partition={partition}\n#SBATCH --ntasks=1\n'
         f'#SBATCH --output={log_dir}/%x_%j.out\n'
         f'cd {q(os.getcwd())}\n'
-        f'exec "${{PYTHON:-python}}" {q(osp.join(_REPO, "tools"))}'
+        f'exec "${{PYTHON:-python}}" {q(TOOLS)}'
         f'/compute_affinity.py --method tournament '
         f'--tasks {",".join(plan.tasks)} --out {q(plan.affinity_path)} '
         f'{runs}\n', collect)
