@@ -130,14 +130,16 @@ def kill_chain(tmp_path, seed, kills=3):
         assert [step for step, _ in result['curve']] == [4, 8], record
 
 
-@pytest.mark.parametrize('seed', [0, 1])
+@pytest.mark.parametrize('seed', [0])
 def test_kill_9_at_random_points(tmp_path, seed):
-    """Three kills each, their times drawn with the seed."""
+    """Three kills, their times drawn with the seed (one seed in the
+    default suite, which had grown past its 10 minutes; the slow suite
+    draws five more)."""
     kill_chain(tmp_path, seed=seed)
 
 
 @slow
-@pytest.mark.parametrize('seed', [2, 3, 4, 5])
+@pytest.mark.parametrize('seed', [1, 2, 3, 4, 5])
 def test_kill_9_at_random_points_more_seeds(tmp_path, seed):
     kill_chain(tmp_path, seed=seed)
 

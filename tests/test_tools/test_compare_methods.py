@@ -270,7 +270,7 @@ def test_budget_sweep_shares_references_and_affinity(tmp_path, capsys):
     work = tmp_path / 'sweep'
     tool = _tool()
     argv = [str(config), '--work-dir', str(work), '--budgets', '40%,80%',
-            '--methods', 'all_shared,rsa', '--random-trees', '2']
+            '--methods', 'all_shared,rsa', '--random-trees', '1']
     assert tool.main(argv) == 0
     doc = json.load(open(work / 'comparison.json'))
     assert doc['budgets'] == ['40%', '80%'] and doc['seeds'] == [0]
