@@ -21,7 +21,9 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-__all__ = ['set_width', 'gradient_cosines', 'task_loss', 'read_task_curves',
+from .task_gradients import task_gradients
+
+__all__ = ['set_width', 'gradient_cosines', 'read_task_curves',
            'unconverged_tasks', 'accuracy_gaps']
 
 
@@ -55,17 +57,6 @@ def set_width(cfg: Config, width: int) -> Config:
     return cfg
 
 
-def task_loss(losses: Mapping[str, torch.Tensor],
-              task: str) -> torch.Tensor:
-    """The sum of ``task``'s loss terms in a ``MultiTaskHead.loss`` dict
-    (keys ``<task>.<name>`` with ``loss`` in the name)."""
-    terms = [v for k, v in losses.items()
-             if k.startswith(f'{task}.') and 'loss' in k[len(task) + 1:]]
-    if not terms:
-        raise ValueError(f'no loss of task {task!r} among {list(losses)}')
-    return sum(terms)
-
-
 def gradient_cosines(model: torch.nn.Module, data_batch: dict,
                      tasks: Optional[Sequence[str]] = None
                      ) -> Tuple[List[str], np.ndarray]:
@@ -91,38 +82,13 @@ def gradient_cosines(model: torch.nn.Module, data_batch: dict,
         raise ValueError('gradient_cosines: every block of the encoder must '
                          'be shared by all tasks (an all-shared model)')
     tasks = list(tasks or model.tasks)
-    m = copy.deepcopy(model)
-    m.train()
-    data = m.data_preprocessor(data_batch, True)
-    losses = m.head.loss(m.extract_feat(data['inputs']),
-                         data['data_samples'])
-    blocks = [[p for p in level[0].parameters() if p.requires_grad]
-              for level in m.encoder.nodes]
-    flat = [p for params in blocks for p in params]
-    per_task = []
-    for t, task in enumerate(tasks):
-        grads = torch.autograd.grad(task_loss(losses, task), flat,
-                                    retain_graph=t + 1 < len(tasks),
-                                    allow_unused=True)
-        grads = [torch.zeros_like(p) if g is None else g
-                 for g, p in zip(grads, flat)]
-        start, vectors = 0, []
-        for params in blocks:
-            part = grads[start:start + len(params)]
-            start += len(params)
-            vectors.append(torch.cat([g.reshape(-1) for g in part])
-                           .double())
-        per_task.append(vectors)
-    cos = np.eye(len(tasks))[None].repeat(len(blocks), 0)
-    for b in range(len(blocks)):
-        g = torch.stack([per_task[t][b] for t in range(len(tasks))])
-        norm = g.norm(dim=1, keepdim=True)
-        unit = torch.where(norm > 0, g / norm.clamp_min(1e-300),
-                           torch.zeros_like(g))
-        mat = (unit @ unit.T).numpy()
+    # the measurement of the loss-weight rule, on this one batch
+    result = task_gradients(model, [data_batch])
+    cos = np.array([[[result['cosine'][block][a][b] for b in tasks]
+                     for a in tasks] for block in result['blocks']])
+    for mat in cos:
         np.fill_diagonal(mat, 1.0)
-        cos[b] = mat
-    return list(encoder.block_names), cos
+    return list(result['blocks']), cos
 
 
 def read_task_curves(work_dir: str,

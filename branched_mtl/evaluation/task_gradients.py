@@ -13,6 +13,7 @@ measurement gives each task's share of the gradient and, per block, the
 cosine between tasks' gradients (negative: the tasks pull the shared
 weights apart).
 """
+import copy
 import itertools
 from typing import Dict, Iterable, List, Mapping, Sequence
 
@@ -65,8 +66,9 @@ def task_gradients(model: torch.nn.Module,
     """Per task and shared block, the gradient norms and cosines.
 
     Args:
-        model: A :class:`BranchedMultiTaskModel` (usually all-shared), in
-            the mode it trains in.
+        model: A :class:`BranchedMultiTaskModel` (usually all-shared). It
+            is measured as a copy in training mode (batch statistics, as in
+            training), so it and its batch-norm statistics stay as they are.
         batches: Data batches as a loader yields them (probe split).
 
     Returns:
@@ -76,6 +78,7 @@ def task_gradients(model: torch.nn.Module,
         [a][b]`` the mean cosine between tasks a and b on that block (and
         under ``'all'`` on all shared blocks).
     """
+    model = copy.deepcopy(model).train()
     blocks = shared_block_params(model)
     if not blocks:
         raise ValueError('task_gradients: the model shares no block among '
