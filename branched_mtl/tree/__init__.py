@@ -7,7 +7,7 @@ from .cost import (all_shared_alpha, check_affinity, reorder_affinity,
 from .draw import draw_tree
 # registers the fused attention op's FLOPs with mmengine's analysis
 from .flops import attention_flop_jit
-from .random_tree import (canonical_tree, count_relabellings, random_tree_like,
+from .random_tree import (canonical_tree, count_relabellings,
                           random_trees_like, tree_rng, tree_shape)
 from .search import alpha_sweep, search_tree
 
@@ -15,7 +15,7 @@ __all__ = [
     'validate_branches', 'all_shared', 'fully_separate', 'tree_nodes',
     'count_tree_params', 'format_tree', 'tree_cost', 'tree_cost_breakdown',
     'check_affinity', 'reorder_affinity', 'all_shared_alpha', 'search_tree',
-    'alpha_sweep', 'random_tree_like', 'random_trees_like', 'tree_rng',
+    'alpha_sweep', 'random_trees_like', 'tree_rng',
     'tree_shape', 'count_relabellings', 'canonical_tree', 'parse_budget', 'check_task_names',
     'write_tree_config', 'draw_tree', 'attention_flop_jit'
 ]

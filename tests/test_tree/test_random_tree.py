@@ -1,39 +1,16 @@
-import numpy as np
+"""random_trees_like: relabellings of the reference."""
+import itertools
+from collections import Counter
 
-from branched_mtl.tree import random_tree_like, validate_branches
+import numpy as np
+import pytest
+from scipy.stats import chisquare
+
+from branched_mtl.tree import (canonical_tree, count_relabellings,
+                               random_trees_like, tree_rng, tree_shape,
+                               validate_branches)
 
 TASKS = ['a', 'b', 'c', 'd', 'e']
-
-
-def test_random_trees_keep_the_shape_and_vary():
-    ref = [[TASKS], [TASKS], [['a', 'b', 'c'], ['d', 'e']],
-           [['a', 'b'], ['c'], ['d', 'e']], [['a'], ['b'], ['c'], ['d', 'e']]]
-    rng = np.random.default_rng(0)
-    seen = set()
-    for _ in range(30):
-        tree = random_tree_like(ref, TASKS, rng)
-        assert validate_branches(tree, TASKS, 5) == tree
-        assert [len(p) for p in tree] == [len(p) for p in ref]
-        seen.add(str(tree))
-    assert len(seen) > 5
-
-
-def test_extreme_shapes_are_fixed_points():
-    sep = [[[t] for t in TASKS]] * 2
-    assert random_tree_like(sep, TASKS, np.random.default_rng(1)) == sep
-    shared = [[TASKS]] * 2
-    assert random_tree_like(shared, TASKS, np.random.default_rng(1)) == shared
-
-
-# random_trees_like: relabellings of the reference
-from collections import Counter  # noqa: E402
-import itertools  # noqa: E402
-
-import pytest  # noqa: E402
-from scipy.stats import chisquare  # noqa: E402
-
-from branched_mtl.tree import (canonical_tree, count_relabellings,  # noqa
-                               random_trees_like, tree_rng, tree_shape)
 
 REF = [[TASKS], [['a', 'b', 'c'], ['d', 'e']],
        [['a'], ['b', 'c'], ['d', 'e']], [['a'], ['b'], ['c'], ['d', 'e']]]
