@@ -469,31 +469,50 @@ class Comparison:
         branches = validate_branches(record['branches'], shared.tasks,
                                      len(shared.info['block_names']))
         search_fp = fingerprint(record['branches'], size)
-        models = {}
-        cfg = shared._with_tree(branches)
-        models['tree'] = measure_result(shared._train_and_test(
-            self._key('ltb/tree'), cfg, self._mdir(shared.seed, 'ltb',
-                                                   'tree'),
-            fingerprint('ltb', search_fp, shared.seed, config_text(cfg)),
-            dict(branches=branches)), shape)
-        # the main job's random trees: distinct relabellings of the tree,
-        # drawn from the seed and the tree's shape like every method's
-        randoms = random_trees_like(
-            branches, shared.tasks, self.random_trees,
-            tree_rng(shared.seed, branches, shared.tasks))
-        for k, rand in enumerate(randoms):
-            cfg = shared._with_tree(rand)
-            models[f'random/{k}'] = measure_result(shared._train_and_test(
-                self._key(f'ltb/random/{k}'), cfg,
-                self._mdir(shared.seed, 'ltb', 'random', str(k)),
-                fingerprint('ltb_random', search_fp, k, shared.seed,
-                            config_text(cfg)), dict(branches=rand)), shape)
+        models = self._train_tree(
+            shared, 'ltb', branches, shape,
+            lambda cfg: fingerprint('ltb', search_fp, shared.seed,
+                                    config_text(cfg)),
+            lambda k, cfg: fingerprint('ltb_random', search_fp, k,
+                                       shared.seed, config_text(cfg)))
         return dict(models=models,
                     cost=costs.total([self._key('ltb/search')]),
                     search=dict(branches=branches,
                                 record=osp.join(self._mdir(
                                     shared.seed, 'ltb', 'search'),
                                     'search.json')))
+
+    def _train_tree(self, shared: BranchJob, method: str, branches: list,
+                    shape: tuple, tree_fp: Callable[[Config], str],
+                    random_fp: Callable[[int, Config], str]
+                    ) -> Dict[str, Any]:
+        """A searched tree and its random relabellings (drawn from the seed
+        and the tree's shape, like every method's), each trained, tested
+        once and measured under ``<method>/`` at the budget being run.
+
+        Args:
+            tree_fp: The tree's stage fingerprint from its config.
+            random_fp: Random tree k's fingerprint from k and its config.
+
+        Returns:
+            ``{'tree': ..., 'random/<k>': ...}``.
+        """
+        def run(name: str, tree: list, fp: str, cfg: Config) -> dict:
+            return measure_result(shared._train_and_test(
+                self._key(f'{method}/{name}'), cfg,
+                self._mdir(shared.seed, method, *name.split('/')), fp,
+                dict(branches=tree)), shape)
+
+        cfg = shared._with_tree(branches)
+        models = {'tree': run('tree', branches, tree_fp(cfg), cfg)}
+        randoms = random_trees_like(
+            branches, shared.tasks, self.random_trees,
+            tree_rng(shared.seed, branches, shared.tasks))
+        for k, rand in enumerate(randoms):
+            cfg = shared._with_tree(rand)
+            models[f'random/{k}'] = run(f'random/{k}', rand,
+                                        random_fp(k, cfg), cfg)
+        return models
 
     def _tag_groups(self, shared: BranchJob, costs: CostBook,
                     shape: tuple) -> Dict:
@@ -531,23 +550,10 @@ class Comparison:
             raise UserError(f'no TAG selection fits {self.budget_text!r}')
         k, sel, branches = chosen
         fp = fingerprint('tag_groups', branches, shared.seed)
-        models = {}
-        cfg = shared._with_tree(branches)
-        models['tree'] = measure_result(shared._train_and_test(
-            self._key('tag_groups/tree'), cfg,
-            self._mdir(shared.seed, 'tag_groups', 'tree'),
-            fingerprint(fp, config_text(cfg)), dict(branches=branches)),
-            shape)
-        randoms = random_trees_like(
-            branches, shared.tasks, self.random_trees,
-            tree_rng(shared.seed, branches, shared.tasks))
-        for i, rand in enumerate(randoms):
-            cfg = shared._with_tree(rand)
-            models[f'random/{i}'] = measure_result(shared._train_and_test(
-                self._key(f'tag_groups/random/{i}'), cfg,
-                self._mdir(shared.seed, 'tag_groups', 'random', str(i)),
-                fingerprint(fp, i, config_text(cfg)), dict(branches=rand)),
-                shape)
+        models = self._train_tree(
+            shared, 'tag_groups', branches, shape,
+            lambda cfg: fingerprint(fp, config_text(cfg)),
+            lambda i, cfg: fingerprint(fp, i, config_text(cfg)))
         return dict(models=models,
                     cost=costs.total(['tag/affinity',
                                       self._key('tag_groups/tree')]),
