@@ -576,9 +576,15 @@ class BranchJob:
         return dict(self.settings.get('probe', dict(dataset='val',
                                                     num_samples=64)))
 
+    def _affinity_book(self) -> StageBook:
+        """Where the affinity stage is recorded (the job's own book; a
+        comparison's budget sweep shares one affinity per seed)."""
+        return self.book
+
     def _affinity(self, fp: str) -> str:
         path = self._dir('affinity', 'affinity.json')
-        done = self.book.done('affinity', fp)
+        book = self._affinity_book()
+        done = book.done('affinity', fp)
         if done is not None and osp.isfile(path):
             self.log('  affinity: done earlier, skipped')
             self._progress.skipped()
@@ -612,7 +618,7 @@ class BranchJob:
                                          'affinity_tournament.json'))
             save_affinity(path, doc['tasks'], doc['layers'], 'tournament',
                           doc['affinity'], doc['meta'])
-        self.book.finish('affinity', fp, dict(path=path))
+        book.finish('affinity', fp, dict(path=path))
         return path
 
     def _tree(self, fp: str, affinity_path: str) -> dict:

@@ -165,18 +165,16 @@ class MethodJob(BranchJob):
             return self.shared._train_and_test(name, cfg, folder, fp, extra)
         return super()._train_and_test(name, cfg, folder, fp, extra)
 
+    def _affinity_book(self) -> StageBook:
+        return (StageBook(self.affinity_dir) if self.affinity_dir
+                else self.book)
+
     def _affinity(self, fp: str) -> str:
-        own = self.book
-        if self.affinity_dir:
-            self.book = StageBook(self.affinity_dir)
-        try:
-            if self.book.done('affinity', fp) is not None and osp.isfile(
-                    self._dir('affinity', 'affinity.json')):
-                return super()._affinity(fp)
-            with self.costs.measure(f'{self.affinity_method}/affinity'):
-                return super()._affinity(fp)
-        finally:
-            self.book = own
+        if self._affinity_book().done('affinity', fp) is not None and \
+                osp.isfile(self._dir('affinity', 'affinity.json')):
+            return super()._affinity(fp)
+        with self.costs.measure(f'{self.affinity_method}/affinity'):
+            return super()._affinity(fp)
 
     def _tree(self, fp: str, affinity_path: str) -> dict:
         if self.book.done('tree', fp) is not None and osp.isfile(
