@@ -1,7 +1,9 @@
 """What the tree builder and reports need to know about a model config."""
-from typing import Any, Dict
+import os
+from typing import Any, Dict, Optional, Sequence, Union
 
 from branched_mtl.registry import build_stock
+from branched_mtl.tree.builder import ModelBlocks
 from .encoders import describe_blocks
 
 
@@ -28,3 +30,83 @@ def describe_model(model_cfg: dict) -> Dict[str, Any]:
         block_params=[b.num_params for b in blocks],
         pools=[b.pools for b in blocks],
         head_params=sum(p.numel() for p in head.parameters()))
+
+
+ConfigLike = Union[str, os.PathLike, Any]  # a path or an mmengine Config
+
+
+def _config(config: ConfigLike):
+    from mmengine.config import Config
+    if isinstance(config, (str, os.PathLike)):
+        return Config.fromfile(os.fspath(config))
+    return config
+
+
+def _model_cfg(cfg) -> dict:
+    return cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') \
+        else dict(cfg.model)
+
+
+def describe_tree_blocks(config: ConfigLike,
+                         flops: bool = False,
+                         input_shape: Optional[Sequence[int]] = None
+                         ) -> ModelBlocks:
+    """The blocks of a config's model, as the tree builder
+    (:func:`branched_mtl.tree.builder.build_tree`) takes them.
+
+    Args:
+        config: The config's path, or the loaded ``mmengine`` Config.
+        flops: Also count each block's and the heads' FLOPs per image
+            (:func:`add_block_flops`); implied by ``input_shape``.
+        input_shape: (C, H, W) of one image for the FLOPs (default: the
+            config's first test image).
+
+    Returns:
+        The :class:`~branched_mtl.tree.builder.ModelBlocks`.
+
+    Raises:
+        ValueError: as :func:`add_block_flops`.
+        RuntimeError: as :func:`add_block_flops`.
+    """
+    cfg = _config(config)
+    blocks = ModelBlocks.from_mapping(describe_model(_model_cfg(cfg)))
+    if flops or input_shape is not None:
+        blocks = add_block_flops(blocks, cfg, input_shape)
+    return blocks
+
+
+def add_block_flops(blocks: ModelBlocks,
+                    config: ConfigLike,
+                    input_shape: Optional[Sequence[int]] = None
+                    ) -> ModelBlocks:
+    """``blocks`` with the FLOPs per image of one copy of each block and of
+    the heads (mmengine's analysis of the all-shared network).
+
+    Args:
+        blocks: The config's blocks (:func:`describe_tree_blocks`).
+        config: The config's path, or the loaded ``mmengine`` Config.
+        input_shape: (C, H, W) of one image after the data preprocessor
+            (default: the config's first test image).
+
+    Returns:
+        A copy of ``blocks`` with ``block_flops``, ``head_flops`` and
+        ``input_shape``.
+
+    Raises:
+        ValueError: on a bad ``input_shape``, or when none is given and the
+            config's test image cannot be read.
+        RuntimeError: when the model cannot run an image of that shape (the
+            forward pass's error).
+    """
+    from branched_mtl.tree.flops import (config_input_shape,
+                                         parse_input_shape, tree_flops_info)
+    cfg = _config(config)
+    shape = parse_input_shape(input_shape) if input_shape is not None \
+        else config_input_shape(cfg)
+    info = tree_flops_info(_model_cfg(cfg), shape)
+    if list(info['block_names']) != list(blocks.block_names):
+        raise ValueError(
+            f'the model\'s blocks {info["block_names"]} are not those '
+            f'described {blocks.block_names}: describe this config')
+    return blocks.with_flops(info['block_flops'], info['head_flops'],
+                             info['input_shape'])

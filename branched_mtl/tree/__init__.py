@@ -1,4 +1,4 @@
-from .budget import parse_budget
+from .budget import Budget, parse_budget, parse_size_budget
 from .branches import (all_shared, count_tree_params, format_tree,
                        fully_separate, tree_nodes, validate_branches)
 from .config_writer import check_task_names, write_tree_config
@@ -10,6 +10,9 @@ from .flops import attention_flop_jit
 from .random_tree import (canonical_tree, count_relabellings,
                           random_trees_like, tree_rng, tree_shape)
 from .search import alpha_sweep, search_tree
+from .builder import (ModelBlocks, SweepResult, TreeProblem, TreeResult,
+                      build_tag_tree, build_tree, load_problem,
+                      read_affinity, sweep_alpha)
 
 __all__ = [
     'validate_branches', 'all_shared', 'fully_separate', 'tree_nodes',
@@ -17,5 +20,8 @@ __all__ = [
     'check_affinity', 'reorder_affinity', 'all_shared_alpha', 'search_tree',
     'alpha_sweep', 'random_trees_like', 'tree_rng',
     'tree_shape', 'count_relabellings', 'canonical_tree', 'parse_budget', 'check_task_names',
-    'write_tree_config', 'draw_tree', 'attention_flop_jit'
+    'write_tree_config', 'draw_tree', 'attention_flop_jit', 'Budget',
+    'parse_size_budget', 'ModelBlocks', 'TreeProblem', 'TreeResult',
+    'SweepResult', 'read_affinity', 'load_problem', 'build_tree',
+    'build_tag_tree', 'sweep_alpha'
 ]
