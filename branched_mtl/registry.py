@@ -209,3 +209,10 @@ class SplitterRegistry:
 # (registered in branched_mtl/models/encoders/splitters/).
 BLOCK_SPLITTERS = SplitterRegistry('block splitter')
 register_splitter = BLOCK_SPLITTERS.register
+
+
+# Ways of deciding the architecture (branched_mtl/pipeline/methods/): the
+# package registers the affinity methods and TAG's own selection; projects
+# register theirs from their modules (config ``custom_imports``).
+METHODS = Registry('method', scope='branched_mtl',
+                   locations=['branched_mtl.pipeline.methods'])

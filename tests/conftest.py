@@ -12,6 +12,26 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MULTIDIGITS = osp.join(ROOT, 'configs', 'multidigits')
 
 
+# the long end-to-end and fault-injection runs: kept out of the default
+# suite (CI's ten minutes); each property they check has a shorter test in
+# it, or is listed in docs/reliability.md. BRANCHED_MTL_SLOW=1 runs them.
+slow = pytest.mark.skipif(
+    os.environ.get('BRANCHED_MTL_SLOW') != '1',
+    reason='slow end-to-end run; BRANCHED_MTL_SLOW=1 runs it')
+
+
+def one_thread_after_fork() -> None:
+    """First call in a process forked from pytest, before any torch work.
+
+    The parent has used OpenMP's thread pool; libgomp does not survive a
+    fork (the child waits forever at a team barrier for threads it does
+    not have: seen as tests timing out on CI). On one thread torch never
+    enters an OpenMP team, as in PyTorch's own data loader workers.
+    """
+    import torch
+    torch.set_num_threads(1)
+
+
 def tiny_options(work_dir: str, iters: int = 4, ckpt_interval: int = 2,
                  samples: int = 32) -> list:
     """--cfg-options that shrink a MultiDigits config to a few seconds."""

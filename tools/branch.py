@@ -6,6 +6,13 @@ tree, the branched network and its baselines, and a report.
         [--launcher none|pytorch|slurm] [--gpus N] [--partition P]
         [--random-trees R] [--seed S0] [--seeds S]
 
+``--affinity`` takes any method registered in
+``branched_mtl.registry.METHODS``: the package's affinities (``rsa``, the
+paper's ``tournament``, ``tag``) and any method the config's
+``custom_imports`` register (``ltb`` with
+``custom_imports=dict(imports=['projects.learning_to_branch.ltb'])``); a
+method that is not an affinity decides the tree itself.
+
 With ``--seeds S`` (or ``branch.seeds`` in the config) the whole job runs
 once per seed S0, S0+1, ... in ``DIR/seed_<s>/`` and ``DIR/report.md`` gives
 mean +/- std over the seeds, each seed's tree and the affinity's
@@ -21,6 +28,7 @@ option, file or task at fault and says what to do.
 """
 import argparse
 import math
+import os.path as osp
 import sys
 import warnings
 
@@ -30,6 +38,11 @@ warnings.filterwarnings(
     'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
 import branched_mtl  # noqa: E402,F401
+from branched_mtl.utils.package import use_checkout  # noqa: E402
+
+# the checkout, where the projects a config imports (custom_imports) live:
+# importable here and in the sweeps and training runs started from here
+use_checkout(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import Config  # noqa: E402
 
@@ -78,7 +91,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='multi-task config')
     parser.add_argument('--work-dir', required=True)
     parser.add_argument('--affinity', default='rsa',
-                        choices=['rsa', 'tournament', 'tag'])
+                        help='the method: rsa, tournament, tag, or any '
+                        'method the config\'s custom_imports register '
+                        '(default: rsa)')
     parser.add_argument('--alpha', type=_alpha, help='complexity weight')
     parser.add_argument('--budget',
                         help='parameter budget: 25M, 300K, 60%% (of the '

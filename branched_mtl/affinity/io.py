@@ -33,6 +33,7 @@ from .tournament import to_float64_array
 __all__ = ['AFFINITY_METHODS', 'AFFINITY_RANGE', 'load_affinity',
            'save_affinity', 'validate_affinity']
 
+# the package's affinity methods (branched_mtl/pipeline/methods/)
 AFFINITY_METHODS = ('tournament', 'rsa', 'tag')
 REQUIRED_KEYS = ('tasks', 'layers', 'method', 'affinity', 'meta')
 # the values each method can produce (rounding aside)
@@ -148,7 +149,8 @@ def validate_affinity(tasks: Sequence[str],
     Args:
         tasks: N unique task names.
         layers: L unique split names.
-        method: one of :data:`AFFINITY_METHODS`.
+        method: the affinity method's name: one of :data:`AFFINITY_METHODS`
+            or the registered name of another (a Python identifier).
         affinity: (L, N, N) finite numbers.
         meta: a dict.
         where: prefix of error messages (e.g. the file path).
@@ -158,9 +160,10 @@ def validate_affinity(tasks: Sequence[str],
     """
     _check_names(tasks, 'tasks', where)
     _check_names(layers, 'layers', where)
-    if not isinstance(method, str) or method not in AFFINITY_METHODS:
-        raise ValueError(f'{where}: method must be one of '
-                         f'{AFFINITY_METHODS}, got {short_repr(method)}')
+    if not isinstance(method, str) or not method.isidentifier():
+        raise ValueError(f'{where}: method must be the name of an affinity '
+                         f'method ({", ".join(AFFINITY_METHODS)} or another '
+                         f'registered one), got {short_repr(method)}')
     if not isinstance(meta, Mapping):
         raise ValueError(f'{where}: meta must be a dict, got '
                          f'{type(meta).__name__}')
@@ -174,7 +177,9 @@ def validate_affinity(tasks: Sequence[str],
         l, i, j = (int(v) for v in np.argwhere(bad)[0])
         raise ValueError(f'{where}: non-finite affinity {arr[l, i, j]} at '
                          f'{_position((l, i, j), tasks, layers)}')
-    low, high = AFFINITY_RANGE[method]
+    # another method's affinity: the tree search reads any similarity in
+    # [-1, 1] (1: the same features)
+    low, high = AFFINITY_RANGE.get(method, (-1.0, 1.0))
     bad = (arr < low - RANGE_TOL) | (arr > high + RANGE_TOL)
     if bad.any():
         l, i, j = (int(v) for v in np.argwhere(bad)[0])

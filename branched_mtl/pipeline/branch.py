@@ -4,9 +4,13 @@ Stages (each recorded atomically in ``<work_dir>/stages/``, skipped on a
 rerun when its inputs are unchanged):
 
 1. one single-task model per task (with the AffinityHook probe),
-2. the task affinity (RSA of the single-task features, or the tournament
-   over a recombination sweep run by ``tools/sweep_recombination.py``),
-3. the tree (``tools/build_tree.py``) and its config,
+2. the task affinity of the method (``--affinity``, a name registered in
+   :data:`branched_mtl.registry.METHODS`): RSA of the single-task features,
+   the tournament over a recombination sweep run by
+   ``tools/sweep_recombination.py``, or TAG's lookahead,
+3. the tree (the tree search of :mod:`branched_mtl.tree`) and its config;
+   a method that is not an affinity decides the tree itself here
+   (:meth:`BaseMethod.decide`, e.g. Learning to Branch's search),
 4. the branched network, the all-shared network and R random trees of the
    same size, trained and tested,
 5. the report (``report.md`` with tables and figures).
@@ -14,91 +18,42 @@ rerun when its inputs are unchanged):
 import contextlib
 import copy
 import gc
-import importlib.util
 import math
 import os
 import os.path as osp
-import subprocess
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional
 
 from mmengine.config import Config
 
-from branched_mtl.affinity import collect_rsa, load_affinity, save_affinity
 from branched_mtl.apis import (add_affinity_hook, config_tasks,
                                single_task_config)
 from branched_mtl.apis.checks import check_data_tasks, check_probe
 from branched_mtl.apis.runner import evaluate, load_config, train
 from branched_mtl.models import describe_model
+from branched_mtl.models.describe import add_block_flops
 from branched_mtl.tree import (all_shared, count_tree_params, fully_separate,
                                parse_budget, random_trees_like, tree_rng,
                                validate_branches)
-from branched_mtl.tree.budget import is_flops_budget
+from branched_mtl.tree.budget import Budget, is_flops_budget
+from branched_mtl.tree.builder import ModelBlocks, build_tree
 from branched_mtl.utils.checkpoints import resume_candidates
 from branched_mtl.utils.errors import UserError, short_repr
-from branched_mtl.utils.io import open_append
+from branched_mtl.utils.io import write_text_atomic
 from branched_mtl.utils.lock import WorkDirLock
-from branched_mtl.utils.package import tools_dir
 from branched_mtl.utils.paths import check_work_dir
-from branched_mtl.utils.proc import die_with_parent
 from .selection import (best_checkpoint, read_probe_curve, set_selection,
                         still_improving)
+from .costs import CostBook
+from .methods import AffinityMethod, MethodContext, build_method
 from .stages import (Progress, StageBook, fingerprint, format_duration,
                      start_training)
+from .steps import TOOLS, LogFileOnly, run_step
 
-# the checkout's tools/, or the installed package's .mim/tools
-TOOLS = tools_dir()
-AFFINITY_METHODS = ('rsa', 'tournament', 'tag')
 LAUNCHERS = ('none', 'pytorch', 'slurm')
 METHODS = ('auto', 'exact', 'beam')
 MAX_SEED = 2**32 - 1  # numpy's seeds
-
-
-def _load_tool(name: str) -> Any:
-    """Import ``tools/<name>.py`` so its ``main(argv)`` runs in-process."""
-    spec = importlib.util.spec_from_file_location(
-        f'branched_mtl_tool_{name}', osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class _LogFileOnly:
-    """stdout of the in-process runners: their log lines are dropped from
-    the console (the console shows one progress line per stage); each
-    run's log file in its work dir keeps every line. Never closed, since
-    mmengine's loggers keep the stream they were created with."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
-def _run_step(name: str, cmd: List[str], folder: str,
-              env: Optional[Dict[str, str]] = None) -> None:
-    """Run a stage's subprocess with its console output in
-    ``<folder>/console.log``; a failure shows that log's last lines and is
-    reported by stage and folder."""
-    os.makedirs(folder, exist_ok=True)
-    log_path = osp.join(folder, 'console.log')
-    with open_append(log_path, binary=True) as out:
-        # the step (a sweep and its workers) ends with this job
-        code = subprocess.run(cmd, env=env, stdout=out,
-                              stderr=subprocess.STDOUT,
-                              preexec_fn=die_with_parent).returncode
-    if code != 0:
-        with open(log_path, 'rb') as f:
-            tail = f.read().decode(errors='replace').splitlines()[-30:]
-        print('\n'.join(tail), file=sys.stderr)
-        raise UserError(
-            f'{name}: `{osp.basename(cmd[1]) if len(cmd) > 1 else cmd[0]}` '
-            f'failed (exit {code}); the end of its output is above, all of '
-            f'it in {log_path} and its logs in {folder}. Fix the cause and '
-            'run the same command again: finished stages are kept and '
-            'training resumes from its last checkpoint')
 
 
 def config_text(cfg: Config) -> str:
@@ -115,7 +70,10 @@ class BranchJob:
     Args:
         config: Path of the multi-task config (a ``BranchedMultiTaskModel``).
         work_dir: Where every stage writes.
-        affinity: ``'rsa'`` (default) or ``'tournament'``.
+        affinity: The method (default ``'rsa'``): a name registered in
+            :data:`branched_mtl.registry.METHODS` (``rsa``,
+            ``tournament``, ``tag``, and the projects' methods that the
+            config's ``custom_imports`` register).
         alpha: Complexity weight of the tree cost.
         budget: Parameter budget (``25M``, ``60%`` of the single-task models
             together ...); alpha then defaults to 0.
@@ -181,9 +139,7 @@ class BranchJob:
         Nothing is created on disk before every check passed.
         """
         self._check_options()
-        if self.affinity_method not in AFFINITY_METHODS:
-            raise ValueError(f'--affinity must be one of {AFFINITY_METHODS}, '
-                             f'got {self.affinity_method!r}')
+        self.decider = build_method(self.affinity_method, '--affinity')
         if self.launcher not in LAUNCHERS:
             raise ValueError(f'--launcher must be one of {LAUNCHERS}, got '
                              f'{self.launcher!r}')
@@ -214,8 +170,7 @@ class BranchJob:
         check_data_tasks(self.cfg, self.tasks, self.config)
         check_probe(self.cfg, self.config,
                     self._probe().get('num_samples'))
-        if self.affinity_method == 'tournament':
-            self._check_sweep_settings()
+        self.decider.check(self)
         self.info = describe_model(self.cfg.model.to_dict())
         nb = len(self.info['block_names'])
         bp, hp = self.info['block_params'], self.info['head_params']
@@ -223,14 +178,17 @@ class BranchJob:
             all_shared(self.tasks, nb), bp, hp)
         self.separate_params = count_tree_params(
             fully_separate(self.tasks, nb), bp, hp)
+        # parsed once into a Budget that carries its unit (parameters, or
+        # FLOPs per image); every later stage takes that object
+        self.budget: Optional[Budget] = None
         if self._budget_arg is not None and is_flops_budget(self._budget_arg):
-            # FLOPs per image: text build_tree reads ('3500000000FLOPs')
             from .measure import check_flops_budget
             self.budget = check_flops_budget(self._budget_arg, self.cfg)
-        else:
-            self.budget = None if self._budget_arg is None else \
-                self._parse_budget(self._budget_arg)
-        if isinstance(self.budget, int) and self.budget < self.shared_params:
+        elif self._budget_arg is not None:
+            self.budget = Budget(self._parse_budget(self._budget_arg),
+                                 'params')
+        if self.params_budget is not None and \
+                self.params_budget < self.shared_params:
             raise ValueError(
                 f'budget {self.budget:,} parameters is below the all-shared '
                 f'network ({self.shared_params:,}), the smallest tree: no '
@@ -261,43 +219,6 @@ class BranchJob:
             raise UserError(f'--seed must be a whole number <= {MAX_SEED} '
                             f'(numpy\'s seeds), got {self.seed}')
 
-    def _sweep_argv(self) -> List[str]:
-        """``branch.sweep`` as the options of tools/sweep_recombination.py
-        (the cost cutters: mode, iters, data_fraction, ...)."""
-        sweep = dict(self.settings.get('sweep') or {})
-        sweep.setdefault('probe_samples', self._probe().get(
-            'num_samples', 64))
-        argv = []
-        for key, value in sorted(sweep.items()):
-            argv += [f'--{str(key).replace("_", "-")}', str(value)]
-        return argv
-
-    def _check_sweep_settings(self) -> None:
-        """``branch.sweep`` parsed by the sweep tool itself, before any
-        training: an unknown key or a bad value would otherwise stop the
-        job after the single-task models."""
-        sweep = self.settings.get('sweep') or {}
-        if not isinstance(sweep, dict):
-            raise UserError(f'branch.sweep must be a dict, got '
-                            f'{short_repr(sweep)}')
-        for key in ('splits', 'tasks'):
-            if sweep.get(key) is not None:
-                raise UserError(
-                    f'branch.sweep.{key}={short_repr(sweep[key])}: the '
-                    f'tournament affinity needs every {key[:-1]} (the tree '
-                    'is chosen from the affinity at every block, of every '
-                    'task); remove it')
-        import io
-        argv = ['config.py', '--work-dir', 'unused'] + self._sweep_argv()
-        err = io.StringIO()
-        try:
-            with contextlib.redirect_stderr(err):
-                _load_tool('sweep_recombination').parse_args(argv)
-        except SystemExit:
-            lines = err.getvalue().strip().splitlines()
-            reason = lines[-1].split('error: ', 1)[-1] if lines else '?'
-            raise UserError(f'branch.sweep: {reason}') from None
-
     def _parse_budget(self, text: Any) -> int:
         """The budget in parameters; a budget that rounds to nothing is
         refused instead of silently becoming 0."""
@@ -324,8 +245,19 @@ class BranchJob:
         return budget
 
     # ------------------------------------------------------------ helpers
+    @property
+    def params_budget(self) -> Optional[int]:
+        """The budget in parameters; None without one or for FLOPs."""
+        if self.budget is None or self.budget.unit != 'params':
+            return None
+        return int(self.budget)
+
     def _dir(self, *parts: str) -> str:
         return osp.join(self.work_dir, *parts)
+
+    def config_text(self) -> str:
+        """The job's config as fingerprint text (see :func:`config_text`)."""
+        return config_text(self.cfg)
 
     def _train(self, name: str, cfg: Config, folder: str) -> str:
         """Train ``cfg`` in ``folder`` (resuming a killed run); return the
@@ -346,7 +278,7 @@ class BranchJob:
             run_cfg = load_config(cfg_path, folder, resume=resume)
             # unique names keep in-process runs' message hubs apart
             run_cfg.experiment_name = f'{name}_{time.time_ns()}'
-            with contextlib.redirect_stdout(_LogFileOnly()):
+            with contextlib.redirect_stdout(LogFileOnly()):
                 train(run_cfg)
             # the finished runner's loaders (persistent workers) are freed
             # here, not in a later run's forked worker, where their clean-up
@@ -363,7 +295,7 @@ class BranchJob:
                 cmd = ['bash', osp.join(TOOLS, 'slurm_train.sh'),
                        self.partition, f'branch_{name}', cfg_path]
             cmd += ['--work-dir', folder] + (['--resume'] if resume else [])
-            _run_step(name, cmd, folder, env)
+            run_step(name, cmd, folder, env)
         if not osp.isfile(osp.join(folder, 'last_checkpoint')):
             raise RuntimeError(f'{name}: training left no checkpoint in '
                                f'{folder}')
@@ -384,7 +316,7 @@ class BranchJob:
         test_cfg = load_config(osp.join(folder, 'config.py'),
                                osp.join(folder, 'test'))
         test_cfg.experiment_name = f'{name}_test_{time.time_ns()}'
-        with contextlib.redirect_stdout(_LogFileOnly()):
+        with contextlib.redirect_stdout(LogFileOnly()):
             metrics = evaluate(test_cfg, ckpt)
         gc.collect()  # as after training
         curve = read_probe_curve(folder)
@@ -438,7 +370,9 @@ class BranchJob:
     # ------------------------------------------------------------ stages
     def stages(self) -> List[str]:
         names = [f'single_task/{t}' for t in self.tasks]
-        names += ['affinity', 'tree', 'branched', 'all_shared']
+        if isinstance(self.decider, AffinityMethod):
+            names.append('affinity')
+        names += ['tree', 'branched', 'all_shared']
         names += [f'random/{k}' for k in range(self.random_trees)]
         return names + ['report']
 
@@ -458,27 +392,16 @@ class BranchJob:
         chosen tree once known; before, the budget or the middle of the
         range); the tournament sweep its recombined runs' iterations."""
         bp, hp = self.info['block_params'], self.info['head_params']
-        nb, num = len(bp), len(self.tasks)
+        num = len(self.tasks)
         single = self.separate_params / num
         if tree is not None:
             tree_params = count_tree_params(tree, bp, hp)
-        elif isinstance(self.budget, int):  # not a FLOPs budget (text)
-            tree_params = self.budget
+        elif self.params_budget is not None:
+            tree_params = self.params_budget
         else:
             tree_params = (self.shared_params + self.separate_params) / 2
-        if self.affinity_method == 'rsa':
-            affinity = 0.05
-        elif self.affinity_method == 'tag':
-            # one all-shared run (its schedule) with the lookahead (about
-            # as much again, measured on MultiDigits: docs/benchmarks.md)
-            iters = self.cfg.get('train_cfg', {}).get('max_iters') or 1
-            tag_iters = (self.settings.get('tag') or {}).get('iters', iters)
-            affinity = 2 * self.shared_params / single * tag_iters / iters
-        else:
-            sweep = dict(self.settings.get('sweep', {}))
-            runs = num * nb * (num if sweep.get('mode') == 'per-pair' else 1)
-            iters = self.cfg.get('train_cfg', {}).get('max_iters') or 1
-            affinity = runs * float(sweep.get('iters', iters)) / iters
+        affinity = (self.decider.weight(self)
+                    if isinstance(self.decider, AffinityMethod) else 0.0)
         weights = []
         for name in self.stages():
             if name.startswith('single_task/'):
@@ -489,6 +412,10 @@ class BranchJob:
                 weights.append((name, 'multi', tree_params / single))
             elif name == 'affinity':
                 weights.append((name, 'other', affinity))
+            elif name == 'tree' and not isinstance(self.decider,
+                                                    AffinityMethod):
+                # a method's own search: about one all-shared training run
+                weights.append((name, 'other', self.shared_params / single))
             else:  # tree search; the report measures every model
                 weights.append((name, 'other', 0.02 if name == 'tree' else
                                 0.15 * (num + 2 + self.random_trees)))
@@ -511,20 +438,25 @@ class BranchJob:
                 f'single_task/{task}', cfg, self._dir('single_task', task),
                 fp)
 
-        progress('affinity')
-        aff_fp = fingerprint('affinity', self.affinity_method, single_fps,
-                             config_text(self.cfg)
-                             if self.affinity_method == 'tournament' else '',
-                             self.settings.get('sweep'),
-                             *([config_text(self.cfg),
-                                self.settings.get('tag')]
-                               if self.affinity_method == 'tag' else []))
-        affinity_path = self._affinity(aff_fp)
-
-        progress('tree')
-        tree_fp = fingerprint('tree', aff_fp, self.alpha, self.budget,
-                              self.method, self.top_n, config_text(self.cfg))
-        tree = self._tree(tree_fp, affinity_path)
+        affinity_path = None
+        if isinstance(self.decider, AffinityMethod):
+            progress('affinity')
+            aff_fp = fingerprint('affinity', self.affinity_method,
+                                 single_fps, *self.decider.inputs(self))
+            affinity_path = self._affinity(aff_fp)
+            progress('tree')
+            tree_fp = fingerprint('tree', aff_fp, self.alpha,
+                                  str(self.budget),
+                                  self.method, self.top_n,
+                                  config_text(self.cfg))
+            tree = self._tree(tree_fp, affinity_path)
+        else:
+            progress('tree')
+            # the config text holds the method's own settings
+            tree_fp = fingerprint('tree', self.affinity_method, single_fps,
+                                  self.alpha, str(self.budget),
+                                  config_text(self.cfg))
+            tree = self._decide(tree_fp)
         branches = tree['branches']
         self._progress.set_weights(self._stage_weights(branches))
 
@@ -589,35 +521,7 @@ class BranchJob:
             self.log('  affinity: done earlier, skipped')
             self._progress.skipped()
             return path
-        if self.affinity_method == 'rsa':
-            tasks, layers, aff, meta = collect_rsa(
-                [self._dir('single_task', t) for t in self.tasks],
-                tasks=self.tasks)
-            save_affinity(path, tasks, layers, 'rsa', aff, meta)
-        elif self.affinity_method == 'tag':
-            from .measure import measure_tag
-            measure_tag(self, path, fp)
-        else:
-            sweep_dir = self._dir('affinity', 'sweep')
-            cmd = [sys.executable, osp.join(TOOLS, 'sweep_recombination.py'),
-                   self.config, '--work-dir', sweep_dir,
-                   '--single-task-dir', self._dir('single_task')]
-            if self.launcher == 'slurm':
-                raise ValueError(
-                    'tournament affinity with --launcher slurm: run '
-                    'tools/sweep_recombination.py --launcher slurm, then '
-                    'rerun tools/branch.py once the array finished')
-            # the sweep's cost cutters come from the config's
-            # branch.sweep (checked in _check_sweep_settings)
-            cmd += self._sweep_argv()
-            cmd += ['--cfg-options', f'randomness.seed={self.seed}']
-            cmd += ['--gpus-per-job', str(self.gpus), '--launcher',
-                    'pytorch' if self.launcher == 'pytorch' else 'none']
-            _run_step('affinity (recombination sweep)', cmd, sweep_dir)
-            doc = load_affinity(osp.join(sweep_dir,
-                                         'affinity_tournament.json'))
-            save_affinity(path, doc['tasks'], doc['layers'], 'tournament',
-                          doc['affinity'], doc['meta'])
+        self.decider.measure(self, path, fp)
         book.finish('affinity', fp, dict(path=path))
         return path
 
@@ -629,23 +533,66 @@ class BranchJob:
             self._progress.skipped()
             return done
         os.makedirs(osp.dirname(out), exist_ok=True)
-        argv = [affinity_path, self.config, '--out', out, '--method',
-                self.method, '--top-n', str(self.top_n)]
-        if self.alpha is not None:
-            argv += ['--alpha', repr(float(self.alpha))]
-        if self.budget is not None:
-            argv += ['--budget', str(self.budget)]
+        blocks = ModelBlocks.from_mapping(self.info)
+        if self.budget is not None and self.budget.unit == 'flops':
+            # the config's first test image, as check_flops_budget
+            blocks = add_block_flops(blocks, self.cfg)
+        built = build_tree(affinity_path, blocks, self.config,
+                           alpha=self.alpha, budget=self.budget,
+                           method=self.method, top_n=self.top_n, out=out)
         # its tables (tree, cost per block, sizes) go to a file beside the
         # config, not the console
-        with open(osp.join(osp.dirname(out), 'build_tree.txt'), 'w') as f, \
-                contextlib.redirect_stdout(f):
-            code = _load_tool('build_tree').main(argv)
-        if code != 0:
-            raise RuntimeError(f'tools/build_tree.py failed (exit {code})')
-        branches = validate_branches(
-            Config.fromfile(out).model.encoder.branches, self.tasks,
-            len(self.info['block_names']))
-        result = dict(config=out, branches=branches,
-                      png=osp.splitext(out)[0] + '.png')
+        write_text_atomic(built.text + '\n',
+                          osp.join(osp.dirname(out), 'build_tree.txt'))
+        branches = validate_branches(built.branches, self.tasks,
+                                     len(self.info['block_names']))
+        result = dict(config=built.config, branches=branches, png=built.png)
+        self.book.finish('tree', fp, result)
+        return result
+
+    def _decide(self, fp: str) -> dict:
+        """The tree of a method that decides by itself, written as a config
+        (``tree/branched.py``, drawn beside it) like the searched trees."""
+        from branched_mtl.tree import write_tree_config
+        from branched_mtl.tree.draw import draw_tree
+        out = self._dir('tree', 'branched.py')
+        done = self.book.done('tree', fp)
+        if done is not None and osp.isfile(out):
+            self.log('  tree: done earlier, skipped')
+            self._progress.skipped()
+            return done
+        name = self.affinity_method
+        key = self.decider.settings_key
+        settings = self.cfg.get(key) if key else None
+        ctx = MethodContext(
+            job=self, name=name, work_dir=self._dir('tree'),
+            settings=settings.to_dict() if hasattr(settings, 'to_dict')
+            else settings, settings_config=self.config,
+            budget_text=(None if self._budget_arg is None
+                         else str(self._budget_arg)),
+            alpha=self.alpha, costs=CostBook(self._dir('tree')),
+            key=lambda part: part, seed_dir=self._dir, methods=[name],
+            inputs=fp, log=self.log)
+        decision = self.decider.decide(ctx)
+        if decision.branches is None:
+            raise UserError(
+                f'--affinity {name}: the method derives a network that is '
+                'not a tree (no branches to train or relabel); compare it '
+                'with tools/analysis/compare_methods.py --methods '
+                f'{name}')
+        names = list(self.info['block_names'])
+        branches = validate_branches(decision.branches, self.tasks,
+                                     len(names))
+        params = count_tree_params(branches, self.info['block_params'],
+                                   self.info['head_params'])
+        header = [f'Generated by tools/branch.py: the tree of the method '
+                  f'{name!r}.', f'method={name} params={params}']
+        write_tree_config(out, self.config, branches, self.tasks, header,
+                          names)
+        png = osp.splitext(out)[0] + '.png'
+        draw_tree(branches, png, self.tasks, names,
+                  title=f'{name}, {params / 1e6:.3g}M params')
+        result = dict(config=out, branches=branches, png=png,
+                      search=decision.search)
         self.book.finish('tree', fp, result)
         return result

@@ -6,15 +6,15 @@ Per seed ``s`` (``<work_dir>/seed_<s>/``):
 - ``single_task/<task>/`` and ``all_shared/``: trained once by a
   :class:`BranchJob` on the seed folder (the main job's stages, records in
   ``stages/``); every method below reuses them;
-- ``rsa/``, ``tournament/``, ``tag/``: the main job with that affinity
-  (:class:`MethodJob`: a :class:`BranchJob` whose single-task and all-shared
-  stages are the shared ones), its tree and ``R`` random trees of the
-  tree's size;
-- ``ltb/``: ``projects/learning_to_branch/tools/search.py`` (subprocess),
-  then its tree and ``R`` random trees of its size retrained like the
-  others;
-- ``adashare/``: ``projects/adashare/tools/search.py`` (subprocess), then
-  the derived network retrained like the others.
+- ``<method>/``, for every method of :data:`branched_mtl.registry.METHODS`
+  asked for: an affinity method (``rsa``, ``tournament``, ``tag``) runs the
+  main job with that affinity (:class:`MethodJob`: a :class:`BranchJob`
+  whose single-task and all-shared stages are the shared ones), its tree
+  and ``R`` random trees of the tree's size; any other method decides
+  (:meth:`BaseMethod.decide`: TAG's own selection, and the projects'
+  methods registered through the config's ``custom_imports``) a tree, which
+  trains with ``R`` random trees of its size, or a derived network, which
+  trains once.
 
 Every model trains with the config's schedule and seed, keeps its best
 probe checkpoint by MultiTaskMetric's ``score`` (Δm against the single-task
@@ -27,44 +27,48 @@ Search cost, per method and seed (``seed_<s>/compare/cost.json``): wall
 seconds and the process's CPU seconds (``getrusage`` of this process and its
 waited-for children) of the stages that decide the architecture: the
 single-task models + affinity + tree search for RSA and the tournament
-(+ the recombination sweep), the TAG run + tree search for TAG, the
-supergraph / policy search for Learning to Branch and AdaShare.
+(+ the recombination sweep), the TAG run + tree search for TAG, and what a
+method's ``Decision.cost_keys`` name for the others (a project's search).
 """
 import copy
-import json
 import os
 import os.path as osp
-import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-import numpy as np
 from mmengine.config import Config
 
+from branched_mtl.registry import METHODS
 from branched_mtl.tree import random_trees_like, tree_rng, validate_branches
-from branched_mtl.tree.budget import is_flops_budget, parse_size_budget
 from branched_mtl.utils import (UserError, dump_json_atomic,
                                 write_text_atomic)
 from branched_mtl.utils.lock import WorkDirLock
 from .branch import BranchJob, config_text
-from .compare_jobs import (SHARED_STAGES, CostBook, MethodJob,  # noqa: F401
-                           NoProgress, _run_tool, budget_tag, budget_view,
-                           checkout_root, measure_result, project_tool,
-                           single_task_stage, train_single_task)
+from .compare_jobs import (SHARED_STAGES, CostBook, MethodJob, NoProgress,
+                           budget_tag, budget_view, measure_result,
+                           single_task_stage)
 from .compare_planted import planted_markdown, planted_scores
-from .compare_report import (LABELS, comparison_markdown, plot_comparison,
-                             summarise)
+from .compare_report import comparison_markdown, plot_comparison, summarise
 from .compare_sweep import plot_pareto, sweep_markdown
 from .measure import input_shape
+from .methods import (REFERENCES, AffinityMethod, BaseMethod, Decision,
+                      MethodContext, build_method, method_label,
+                      method_names)
 from .stages import StageBook, fingerprint
 
-AFFINITY = ('rsa', 'tournament', 'tag')
-# TAG's own selection of separate networks, sized to the budget, from the
-# affinity the 'tag' method measures
-METHODS = ('single_task', 'all_shared') + AFFINITY + ('tag_groups', 'ltb',
-                                                      'adashare')
-# the search settings of the projects: kept out of the config the models
-# train with, so that changing them reruns only that project's method
-SEARCH_KEYS = dict(ltb='ltb', adashare='adashare')
+
+def known_methods() -> List[str]:
+    """The references and every registered method (the projects' once
+    imported), in table order."""
+    return list(REFERENCES) + method_names()
+
+
+def _settings_keys() -> Dict[str, str]:
+    """``{method: config key}`` of the registered methods with search
+    settings of their own: kept out of the config the models train with,
+    so that changing them reruns only that method."""
+    return {name: METHODS.module_dict[name].settings_key
+            for name in method_names()
+            if METHODS.module_dict[name].settings_key}
 
 
 class Comparison:
@@ -72,21 +76,24 @@ class Comparison:
 
     Args:
         config: The multi-task config (a ``BranchedMultiTaskModel`` with a
-            ``BranchedEncoder``; ``ltb = dict(...)`` and ``adashare =
-            dict(...)`` in it are the projects' search settings).
+            ``BranchedEncoder``); a method's own search settings sit under
+            its ``settings_key``.
         work_dir: Where everything is written.
         seeds: The seeds, e.g. ``[0, 1, 2]``.
         budget: Size of the trees: parameters (``25M``, ``60%`` of the
             single-task models together) or FLOPs per image
-            (``3.5GFLOPs``); Learning to Branch gets it as its budget,
-            AdaShare as its size target.
+            (``3.5GFLOPs``); a method that searches with a size target of
+            its own gets it as that target.
         alpha: Complexity weight of the affinity trees instead of a budget.
         budgets: Several sizes (a budget sweep): every method runs at every
             budget; the single-task and all-shared models, and each
             affinity, are trained or measured once per seed for all of
             them. Method folders go to ``seed_<s>/budget_<b>/``.
-        methods: Subset of :data:`METHODS` (the single-task models always
-            train: they are every Δm's reference).
+        methods: References (``single_task``, ``all_shared``) and names
+            registered in :data:`branched_mtl.registry.METHODS` (the
+            config's ``custom_imports`` register the projects'); the
+            single-task models always train: they are every Δm's
+            reference.
         random_trees: Random trees of each tree's size.
         cfg_options: Overrides merged into the config.
         log: Where progress lines go.
@@ -106,14 +113,19 @@ class Comparison:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise UserError(f'seeds must be distinct and non-empty, got '
                             f'{self.seeds}')
-        methods = list(methods or METHODS)
-        unknown = [m for m in methods if m not in METHODS]
+        cfg = Config.fromfile(config)  # its custom_imports register methods
+        known = known_methods()
+        methods = list(methods or known)
+        unknown = [m for m in methods if m not in known]
         if unknown:
             raise UserError(f'--methods: unknown method(s) {unknown}; known: '
-                            f'{", ".join(METHODS)}')
+                            f'{", ".join(known)} (a project\'s method is '
+                            'registered by the config\'s custom_imports)')
         # the reference of every Δm
-        self.methods = [m for m in METHODS
+        self.methods = [m for m in known
                         if m in methods or m == 'single_task']
+        self.impls: Dict[str, BaseMethod] = {
+            m: build_method(m) for m in self.methods if m not in REFERENCES}
         if budget is not None and budgets:
             raise UserError('give --budget or --budgets, not both')
         self.budgets = [str(b) for b in budgets] if budgets else (
@@ -138,13 +150,13 @@ class Comparison:
         self.tag: Optional[str] = None
         self.random_trees = random_trees
         self.log = log
-        cfg = Config.fromfile(config)
         if cfg_options:
             cfg.merge_from_dict(cfg_options)
+        self.settings_keys = _settings_keys()
         self.search_settings = {
             m: cfg.pop(key).to_dict() if hasattr(cfg.get(key), 'to_dict')
             else cfg.pop(key, None)
-            for m, key in SEARCH_KEYS.items()}
+            for m, key in self.settings_keys.items()}
         self.cfg = cfg
         self.source = osp.abspath(config)
         self.config = osp.join(self.work_dir, 'config.py')
@@ -153,10 +165,10 @@ class Comparison:
     def _write_configs(self) -> None:
         """``config.py``: the config every model trains with (the given
         one with --cfg-options, without the projects' search settings);
-        ``<project>_config.py``: it plus that project's settings."""
+        ``<method>_config.py``: it plus that method's search settings."""
         os.makedirs(self.work_dir, exist_ok=True)
         self._dump(self.cfg, self.config)
-        for method, key in SEARCH_KEYS.items():
+        for method, key in self.settings_keys.items():
             cfg = copy.deepcopy(self.cfg)
             if self.search_settings[method] is not None:
                 cfg[key] = self.search_settings[method]
@@ -266,7 +278,8 @@ class Comparison:
                 text = comparison_markdown(summary, png)
                 if 'planted' in summary:
                     text += '\n## Against the planted groups\n\n' + \
-                        planted_markdown(summary['planted'], LABELS) + '\n'
+                        planted_markdown(summary['planted'],
+                                         self._labels()) + '\n'
             else:
                 plot_pareto(summary, png)
                 text = sweep_markdown(summary, png)
@@ -274,7 +287,8 @@ class Comparison:
                     if 'planted' in part:
                         text += (f'\n## Against the planted groups, budget '
                                  f'`{b}`\n\n' + planted_markdown(
-                                     part['planted'], LABELS) + '\n')
+                                     part['planted'], self._labels()) +
+                                 '\n')
             write_text_atomic(text,
                               osp.join(self.work_dir, 'comparison.md'))
             self.log(text)
@@ -322,6 +336,9 @@ class Comparison:
                                                          shape)
         return out
 
+    def _labels(self) -> Dict[str, str]:
+        return {m: method_label(m) for m in self.methods}
+
     def _run_methods(self, shared: BranchJob, book: StageBook,
                      costs: CostBook, shape: tuple) -> Dict[str, Any]:
         """Every method but the references, at the budget being run."""
@@ -330,33 +347,24 @@ class Comparison:
         for method in self.methods:
             if method in SHARED_STAGES:
                 continue
-            if method in AFFINITY:
-                out[method] = self._method(
-                    book, method, seed,
-                    lambda m=method: self._affinity_method(
-                        shared, m, costs, shape))
-            elif method == 'tag_groups':
-                out[method] = self._method(
-                    book, method, seed,
-                    lambda: self._tag_groups(shared, costs, shape))
-            elif method == 'ltb':
-                out[method] = self._method(
-                    book, method, seed,
-                    lambda: self._ltb(shared, costs, shape))
-            elif method == 'adashare':
-                out[method] = self._method(
-                    book, method, seed,
-                    lambda: self._adashare(shared, costs, shape))
+            impl = self.impls[method]
+            if isinstance(impl, AffinityMethod):
+                run = (lambda m=method: self._affinity_method(
+                    shared, m, costs, shape))
+            else:
+                run = (lambda m=method, i=impl: self._decided(
+                    shared, m, i, costs, shape))
+            out[method] = self._method(book, method, seed, run)
         return out
 
     def _inputs(self, method: str, seed: int) -> str:
         """What a method's result depends on: a changed input reruns it."""
         settings: List[Any] = []
-        if method in AFFINITY or method == 'tag_groups':
-            settings = [self.cfg.get('branch'), self.alpha, self.budget_text,
-                        self.random_trees]
-        elif method in SEARCH_KEYS:
+        if method in self.settings_keys:
             settings = [self.search_settings[method], self.budget_text,
+                        self.random_trees]
+        elif method not in SHARED_STAGES:
+            settings = [self.cfg.get('branch'), self.alpha, self.budget_text,
                         self.random_trees]
         return fingerprint('compare', method, seed, config_text(self.cfg),
                            *settings)
@@ -369,9 +377,10 @@ class Comparison:
         key = method if method in SHARED_STAGES else self._key(method)
         done = book.done(key, fp)
         if done is not None:
-            self.log(f'[compare] {LABELS[method]}: done earlier, skipped')
+            self.log(f'[compare] {method_label(method)}: done earlier, '
+                     'skipped')
             return done
-        self.log(f'[compare] {LABELS[method]}')
+        self.log(f'[compare] {method_label(method)}')
         failed_path = osp.join(self._seed_dir(seed, 'compare'),
                                'failed', key.replace('/', '__') + '.json')
         try:
@@ -380,7 +389,7 @@ class Comparison:
             if method == 'single_task':
                 raise
             reason = f'{type(e).__name__}: {e}'
-            self.log(f'[compare] {LABELS[method]} FAILED: {reason}')
+            self.log(f'[compare] {method_label(method)} FAILED: {reason}')
             failed = dict(status='failed', reason=reason)
             dump_json_atomic(failed, failed_path)
             return failed
@@ -426,61 +435,63 @@ class Comparison:
         return dict(models=models, cost=costs.total(keys),
                     report=osp.join(job.work_dir, 'report.md'))
 
-    def _size_args(self, shared: BranchJob, params: str,
-                   flops: str) -> List[str]:
-        """The budget as a project tool's size option: parameters (a
-        percentage resolved against the single-task models, as the
-        affinity trees read it) or FLOPs per image."""
-        if self.budget_text is None:
-            return []
-        if is_flops_budget(self.budget_text):
-            return [flops, str(parse_size_budget(self.budget_text).value)]
-        return [params, str(int(shared.budget))]
+    def _context(self, shared: BranchJob, method: str,
+                 costs: CostBook) -> MethodContext:
+        return MethodContext(
+            job=shared, name=method, work_dir=self._mdir(shared.seed, method),
+            settings=self.search_settings.get(method),
+            settings_config=osp.join(self.work_dir, f'{method}_config.py')
+            if method in self.settings_keys else self.config,
+            budget_text=self.budget_text, alpha=self.alpha, costs=costs,
+            key=self._key,
+            seed_dir=lambda *parts: self._seed_dir(shared.seed, *parts),
+            methods=self.methods, inputs=self._inputs(method, shared.seed),
+            log=self.log)
 
-    def _search(self, shared: BranchJob, method: str, project: str,
-                costs: CostBook, extra: List[str], record: str) -> dict:
-        """Run a project's search tool once per seed (kept when done with
-        the same inputs); returns its record."""
-        folder = self._mdir(shared.seed, method, 'search')
-        book = StageBook(self._mdir(shared.seed, method))
-        fp = fingerprint('search', self._inputs(method, shared.seed), extra)
-        done = book.done('search', fp)
-        if done is not None and osp.isfile(done['record']):
-            with open(done['record']) as f:
-                return json.load(f)
-        if book.stale('search', fp):
-            book.reset('search', folder)
-        cmd = [sys.executable, project_tool(project),
-               osp.join(self.work_dir, f'{method}_config.py'),
-               '--work-dir', folder, '--seed', str(shared.seed)] + extra
-        with costs.measure(self._key(f'{method}/search')):
-            _run_tool(cmd, folder)
-        path = osp.join(folder, record)
-        if not osp.isfile(path):
-            raise UserError(f'{project} search left no {path}')
-        book.finish('search', fp, dict(record=path))
-        with open(path) as f:
-            return json.load(f)
+    def _decided(self, shared: BranchJob, method: str, impl: BaseMethod,
+                 costs: CostBook, shape: tuple) -> Dict:
+        """A method that decides by itself: its tree and the tree's random
+        relabellings, or the network it derived, trained and tested."""
+        decision: Decision = impl.decide(self._context(shared, method,
+                                                       costs))
+        seed = shared.seed
+        if decision.branches is not None:
+            branches = validate_branches(
+                decision.branches, shared.tasks,
+                len(shared.info['block_names']))
+            models = self._train_tree(
+                shared, method, branches, shape,
+                lambda cfg: fingerprint(method, decision.fingerprint, seed,
+                                        config_text(cfg)),
+                lambda k, cfg: fingerprint(f'{method}_random',
+                                           decision.fingerprint, k, seed,
+                                           config_text(cfg)))
+        elif decision.encoder is not None:
+            models = dict(model=self._train_derived(shared, method,
+                                                    decision, shape))
+        else:
+            raise UserError(f'method {method!r} decided neither a tree nor '
+                            'an encoder')
+        return dict(models=models, cost=costs.total(decision.cost_keys),
+                    search=decision.search)
 
-    def _ltb(self, shared: BranchJob, costs: CostBook, shape: tuple) -> Dict:
-        size = self._size_args(shared, '--budget', '--flops-budget')
-        record = self._search(shared, 'ltb', 'learning_to_branch', costs,
-                              size, 'search.json')
-        branches = validate_branches(record['branches'], shared.tasks,
-                                     len(shared.info['block_names']))
-        search_fp = fingerprint(record['branches'], size)
-        models = self._train_tree(
-            shared, 'ltb', branches, shape,
-            lambda cfg: fingerprint('ltb', search_fp, shared.seed,
-                                    config_text(cfg)),
-            lambda k, cfg: fingerprint('ltb_random', search_fp, k,
-                                       shared.seed, config_text(cfg)))
-        return dict(models=models,
-                    cost=costs.total([self._key('ltb/search')]),
-                    search=dict(branches=branches,
-                                record=osp.join(self._mdir(
-                                    shared.seed, 'ltb', 'search'),
-                                    'search.json')))
+    def _train_derived(self, shared: BranchJob, method: str,
+                       decision: Decision, shape: tuple) -> Dict:
+        """A derived encoder in the config every model trains with (its
+        schedule, data and selection rule), trained and tested once."""
+        cfg = copy.deepcopy(shared.cfg)
+        cfg.model.encoder = dict(decision.encoder)
+        imports = list((cfg.get('custom_imports') or {}).get('imports', []))
+        imports += [m for m in decision.imports if m not in imports]
+        cfg.custom_imports = dict(imports=imports,
+                                  allow_failed_imports=False)
+        cfg = shared._select_multi_task(cfg)
+        result = shared._train_and_test(
+            self._key(f'{method}/model'), cfg,
+            self._mdir(shared.seed, method, 'model'),
+            fingerprint(method, decision.fingerprint, shared.seed,
+                        config_text(cfg)), decision.extra)
+        return measure_result(result, shape)
 
     def _train_tree(self, shared: BranchJob, method: str, branches: list,
                     shape: tuple, tree_fp: Callable[[Config], str],
@@ -513,83 +524,3 @@ class Comparison:
             models[f'random/{k}'] = run(f'random/{k}', rand,
                                         random_fp(k, cfg), cfg)
         return models
-
-    def _tag_groups(self, shared: BranchJob, costs: CostBook,
-                    shape: tuple) -> Dict:
-        """TAG's own selection: the most separate networks (disjoint
-        groups, from the input on) that fit the budget, chosen by size
-        alone, from the TAG method's lookahead affinity of this seed."""
-        from branched_mtl.affinity.tag import (select_tag_groups,
-                                               tag_groups_to_branches,
-                                               tag_lookahead)
-        from branched_mtl.affinity import load_affinity
-        from branched_mtl.tree import count_tree_params
-        path = self._seed_dir(shared.seed, 'tag', 'affinity', 'affinity.json')
-        if 'tag' not in self.methods or not osp.isfile(path):
-            raise UserError('tag_groups selects from the TAG method\'s '
-                            f'affinity ({path}): run it with tag in '
-                            '--methods')
-        if not isinstance(shared.budget, int):
-            raise UserError('tag_groups is sized by a parameter budget '
-                            f'(25M, 60%), got {self.budget_text!r}')
-        doc = load_affinity(path)
-        idx = [doc['tasks'].index(t) for t in shared.tasks]
-        # the deepest split: the whole encoder's lookahead, as TAG selects
-        z = tag_lookahead(doc, path)[-1][np.ix_(idx, idx)]
-        nb = len(shared.info['block_names'])
-        bp, hp = shared.info['block_params'], shared.info['head_params']
-        chosen = None
-        with costs.measure(self._key('tag_groups/tree')):
-            for k in range(len(shared.tasks), 0, -1):
-                sel = select_tag_groups(z, shared.tasks, k, disjoint=True)
-                branches = tag_groups_to_branches(sel, shared.tasks, nb)
-                if count_tree_params(branches, bp, hp) <= shared.budget:
-                    chosen = (k, sel, branches)
-                    break
-        if chosen is None:  # pragma: no cover - one network always fits
-            raise UserError(f'no TAG selection fits {self.budget_text!r}')
-        k, sel, branches = chosen
-        fp = fingerprint('tag_groups', branches, shared.seed)
-        models = self._train_tree(
-            shared, 'tag_groups', branches, shape,
-            lambda cfg: fingerprint(fp, config_text(cfg)),
-            lambda i, cfg: fingerprint(fp, i, config_text(cfg)))
-        return dict(models=models,
-                    cost=costs.total(['tag/affinity',
-                                      self._key('tag_groups/tree')]),
-                    search=dict(branches=branches, max_groups=k,
-                                networks=len(branches[0]),
-                                score=sel['score']))
-
-    def _adashare(self, shared: BranchJob, costs: CostBook,
-                  shape: tuple) -> Dict:
-        root = checkout_root()
-        if root not in sys.path:
-            # the derived config imports projects.adashare.adashare
-            sys.path.insert(0, root)
-        size = self._size_args(shared, '--params-target', '--flops-target')
-        record = self._search(shared, 'adashare', 'adashare', costs, size,
-                              'search.json')
-        derived = Config.fromfile(record['config'])
-        cfg = copy.deepcopy(shared.cfg)
-        # only the architecture comes from the search: the schedule, data
-        # and selection rule are those of every other model
-        cfg.model.encoder = derived.model.encoder.to_dict()
-        imports = list((cfg.get('custom_imports') or {}).get('imports', []))
-        for module in (derived.get('custom_imports') or {}).get(
-                'imports', []):
-            if module not in imports:
-                imports.append(module)
-        cfg.custom_imports = dict(imports=imports,
-                                  allow_failed_imports=False)
-        cfg = shared._select_multi_task(cfg)
-        result = shared._train_and_test(
-            self._key('adashare/model'), cfg,
-            self._mdir(shared.seed, 'adashare', 'model'),
-            fingerprint('adashare', record['policy'], shared.seed,
-                        config_text(cfg)), dict(policy=record['policy']))
-        return dict(models=dict(model=measure_result(result, shape)),
-                    cost=costs.total([self._key('adashare/search')]),
-                    search=dict(policy=record['policy'],
-                                size_target_met=record.get(
-                                    'size_target_met')))

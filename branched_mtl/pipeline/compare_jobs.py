@@ -1,26 +1,20 @@
 """The pieces a comparison is made of (:mod:`.compare`): the affinity
-method's job on a seed's shared models, the search-cost book, budget
-folders, a project tool's path and run, and one trained model measured.
+method's job on a seed's shared models, budget folders, and one trained
+model measured.
 """
-import contextlib
-import json
-import os
 import os.path as osp
-import resource
-import subprocess
-import time
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from mmengine.config import Config
 
-from branched_mtl.utils import UserError, dump_json_atomic
-from branched_mtl.utils.package import PACKAGE_DIR
 from .branch import BranchJob, config_text
+from .costs import CostBook
 from .measure import measure_model
 from .stages import StageBook, fingerprint
 
 # the stages every method of a seed shares
 SHARED_STAGES = ('single_task', 'all_shared')
+
 
 def budget_tag(budget: str) -> str:
     """A budget's folder name, e.g. ``60%`` -> ``budget_60pct``."""
@@ -35,87 +29,6 @@ def budget_view(record: Dict[str, Any], tag: str) -> Dict[str, Any]:
     view = {k: v for k, v in record.items() if k != 'budgets'}
     view.update(record.get('budgets', {}).get(tag, {}))
     return view
-
-
-def checkout_root() -> str:
-    """The checkout that holds ``projects/`` (the projects are not part of
-    the installed package)."""
-    return osp.dirname(PACKAGE_DIR)
-
-
-def project_tool(name: str) -> str:
-    """``projects/<name>/tools/search.py`` of the checkout.
-
-    Raises:
-        UserError: when the checkout has no such project.
-    """
-    path = osp.join(checkout_root(), 'projects', name, 'tools', 'search.py')
-    if not osp.isfile(path):
-        raise UserError(f'{path} not found: the {name} project lives in the '
-                        'branched_mtl checkout (projects/), not in an '
-                        'installed package')
-    return path
-
-
-# ---------------------------------------------------------------- cost
-def _rusage_cpu() -> float:
-    """CPU seconds (user + system) of this process and of its children that
-    ended and were waited for (subprocesses, data loader workers)."""
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        use = resource.getrusage(who)
-        total += use.ru_utime + use.ru_stime
-    return total
-
-
-def _device() -> str:
-    import torch
-    if torch.cuda.is_available():
-        return f'GPU ({torch.cuda.get_device_name(0)})'
-    return f'CPU ({torch.get_num_threads()} threads)'
-
-
-class CostBook:
-    """Wall and CPU seconds of the stages that decide an architecture, in
-    ``<folder>/cost.json`` (written atomically after each measured stage).
-
-    Args:
-        folder: Where ``cost.json`` lives.
-    """
-
-    def __init__(self, folder: str) -> None:
-        self.path = osp.join(folder, 'cost.json')
-        self.parts: Dict[str, Dict[str, Any]] = {}
-        if osp.isfile(self.path):
-            with open(self.path) as f:
-                self.parts = json.load(f)
-
-    @contextlib.contextmanager
-    def measure(self, key: str) -> Iterator[None]:
-        """Record the block's wall and CPU seconds as part ``key`` (only
-        when it finishes: a failed stage leaves the earlier record)."""
-        wall, cpu = time.perf_counter(), _rusage_cpu()
-        yield
-        wall, cpu = time.perf_counter() - wall, _rusage_cpu() - cpu
-        device = _device()
-        part = dict(wall_s=wall, cpu_s=cpu, device=device)
-        if device.startswith('GPU'):
-            # one device per run here (launcher none)
-            part['gpu_s'] = wall
-        self.parts[key] = part
-        dump_json_atomic(self.parts, self.path)
-
-    def total(self, keys: Sequence[str]) -> Dict[str, Any]:
-        """The sum over ``keys``; ``missing`` names parts never measured
-        (e.g. a stage finished by an older run)."""
-        have = [self.parts[k] for k in keys if k in self.parts]
-        return dict(
-            wall_s=sum(p['wall_s'] for p in have),
-            cpu_s=sum(p['cpu_s'] for p in have),
-            gpu_s=sum(p.get('gpu_s', 0.0) for p in have),
-            devices=sorted({p['device'] for p in have}),
-            parts=list(keys),
-            missing=[k for k in keys if k not in self.parts])
 
 
 class NoProgress:
@@ -184,26 +97,6 @@ class MethodJob(BranchJob):
                                      'tree']))
         with self.costs.measure(key):
             return super()._tree(fp, affinity_path)
-
-
-def _run_tool(cmd: List[str], folder: str) -> None:
-    """A project's search tool, its output in ``<folder>/console.log``.
-
-    Raises:
-        UserError: with the end of its output when it fails.
-    """
-    os.makedirs(folder, exist_ok=True)
-    log = osp.join(folder, 'console.log')
-    with open(log, 'ab') as out:
-        code = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT,
-                              cwd=checkout_root()).returncode
-    if code != 0:
-        with open(log, 'rb') as f:
-            tail = f.read().decode(errors='replace').strip().splitlines()
-        last = [line for line in tail if line.strip()][-3:]
-        raise UserError(f'`{osp.relpath(cmd[1], checkout_root())}` failed '
-                        f'(exit {code}): ' + ' / '.join(last) +
-                        f' (all of it in {log})')
 
 
 def single_task_stage(job: BranchJob, task: str) -> Tuple[str, Config, str]:

@@ -16,16 +16,16 @@ import numpy as np
 from branched_mtl.evaluation.planted_groups import (affinity_agreement,
                                                     tree_agreement)
 
-# where each method's tree is in its record
-_TREE_OF = dict(rsa=('models', 'tree'), tournament=('models', 'tree'),
-                tag=('models', 'tree'), tag_groups=('search', ),
-                ltb=('search', ))
 AFFINITIES = ('rsa', 'tournament', 'tag')
 
 
 def _tree(record: Mapping[str, Any], method: str) -> Optional[list]:
+    """The method's trained tree; None for a network that is not a tree
+    (or a reference)."""
+    if method in ('single_task', 'all_shared'):
+        return None
     node: Any = record
-    for key in _TREE_OF.get(method, ()):
+    for key in ('models', 'tree'):
         node = node.get(key) if isinstance(node, Mapping) else None
     return node.get('branches') if isinstance(node, Mapping) else None
 

@@ -12,12 +12,9 @@ from mmengine.config import Config
 from branched_mtl.evaluation.paired_stats import (mean_ci, median_per_seed,
                                                   paired_difference, win_rate)
 from .branch import BranchJob
+from .methods import method_label, method_marker
 from .report import _delta_m, _lower_is_better, primary_keys
 
-LABELS = dict(single_task='single-task', all_shared='all-shared',
-              rsa='RSA tree', tournament='tournament tree', tag='TAG tree',
-              tag_groups="TAG's own selection",
-              ltb='Learning to Branch', adashare='AdaShare')
 
 
 # ---------------------------------------------------------------- Δm, stats
@@ -58,6 +55,15 @@ def mean_std(values: Sequence[float]) -> Dict[str, float]:
 
 
 # ---------------------------------------------------------------- summary
+def _main_model(method: str, record: Dict[str, Any]) -> Dict[str, Any]:
+    """A method's model of a seed: its tree, or the network it derived
+    (``model``) where it is not a tree."""
+    models = record['models']
+    if method == 'all_shared':
+        return models['all_shared']
+    return models['tree'] if 'tree' in models else models['model']
+
+
 def summarise(per_seed: Dict[int, Dict[str, Any]], methods: Sequence[str],
               job: BranchJob, random_trees: int) -> Dict[str, Any]:
     """Mean and std over seeds of each row: the methods' models and the
@@ -156,23 +162,21 @@ def summarise(per_seed: Dict[int, Dict[str, Any]], methods: Sequence[str],
             if rec.get(method, {}).get('status') == 'failed':
                 failed.setdefault(method, {})[s] = rec[method]['reason']
         if method == 'single_task':
-            add_row(LABELS[method], method, 'single', {
+            add_row(method_label(method), method, 'single', {
                 s: [dict(m, task=name.split('/', 1)[1])
                     for name, m in r['models'].items()]
                 for s, r in ok.items()}, {}, combine=True)
             continue
-        main = 'model' if method == 'adashare' else (
-            'all_shared' if method == 'all_shared' else 'tree')
-        add_row(LABELS[method], method, 'method',
-                {s: [r['models'][main]] for s, r in ok.items()},
+        add_row(method_label(method), method, 'method',
+                {s: [_main_model(method, r)] for s, r in ok.items()},
                 {s: r['cost'] for s, r in ok.items() if r.get('cost')})
         randoms = {s: [m for name, m in r['models'].items()
                        if name.startswith('random/')]
                    for s, r in ok.items()}
         randoms = {s: m for s, m in randoms.items() if m}
         if randoms:
-            add_row(f'random, size of {LABELS[method]}', method, 'random',
-                    randoms, {})
+            add_row(f'random, size of {method_label(method)}', method,
+                    'random', randoms, {})
     return dict(tasks=tasks, keys=keys, lower_is_better=lower, rows=rows,
                 failed=failed, random_trees=random_trees,
                 paired=paired_statistics(rows))
@@ -237,7 +241,7 @@ def paired_markdown(paired: Dict[str, Any]) -> str:
     words = {1: 'better', -1: 'worse', 0: 'no difference shown'}
     for method, p in paired.items():
         rate = p.get('random_win_rate')
-        cells = [LABELS.get(method, method), _ci_text(p['delta_m']),
+        cells = [method_label(method), _ci_text(p['delta_m']),
                  _ci_text(p.get('vs_random_median')),
                  '—' if rate is None else f'{100 * rate:.0f} %',
                  _ci_text(p.get('vs_all_shared')),
@@ -253,7 +257,7 @@ def paired_markdown(paired: Dict[str, Any]) -> str:
             parts.append('than all-shared: ' + words[
                 p['vs_all_shared']['beyond_interval']])
         if parts:
-            verdicts.append(f'- {LABELS.get(method, method)}: '
+            verdicts.append(f'- {method_label(method)}: '
                             + '; '.join(parts))
     return '\n'.join(lines + [''] + verdicts)
 
@@ -315,8 +319,8 @@ def comparison_markdown(summary: Dict[str, Any], png: str) -> str:
                          'run that did not measure it)')
     for method, reasons in summary['failed'].items():
         for seed, reason in reasons.items():
-            notes.append(f'- **{LABELS[method]} failed** (seed {seed}): '
-                         f'{reason}')
+            notes.append(f'- **{method_label(method)} failed** (seed '
+                         f'{seed}): {reason}')
     devices = sorted({d for r in summary['rows'] for d in r.get(
         'devices', [])})
     gpu_note = '; GPU seconds: wall time on one GPU' if gpu else ''
@@ -337,14 +341,15 @@ values for multi-task models) and read the test split once. Parameters and
 FLOPs per image from mmengine's complexity analysis; img/s measured on this
 machine's CPU (batch of 32, inference). "random, size of X": the mean of X's
 random trees (same number of groups per block, so the same size) per seed.
-AdaShare's network is at most the all-shared network, whose only tree of
-that size is all-shared itself, so it has no random trees.
+A method whose network is not a tree (a derived network, e.g. a policy
+that skips blocks) has no random trees.
 
 Search cost: seconds spent deciding the architecture, wall and CPU (this
 process and its finished subprocesses){gpu_note}:
 the single-task models + affinity + tree search for the RSA and tournament
 trees (the tournament's affinity is its recombination sweep), the TAG run +
-tree search for TAG, the supergraph (LTB) or policy (AdaShare) search.
+tree search for TAG, a method's own search (a supergraph, a policy) for
+the others.
 The retraining of the result is not search cost. Measured on:
 {', '.join(devices) or 'n/a'}.
 
@@ -366,11 +371,6 @@ random trees of its size (relabellings of its tree) of the same seed.
 """
 
 
-MARKERS = dict(single_task=('tab:green', 'D'), all_shared=('tab:blue', 's'),
-               rsa=('tab:red', '*'), tournament=('tab:purple', 'P'),
-               tag=('tab:orange', 'X'), tag_groups=('tab:olive', 'h'),
-               ltb=('tab:brown', '^'),
-               adashare=('tab:cyan', 'v'))
 
 
 def plot_comparison(summary: Dict[str, Any], path: str) -> None:
@@ -384,7 +384,7 @@ def plot_comparison(summary: Dict[str, Any], path: str) -> None:
         st = r['stats']
         if math.isnan(st['delta_m']['mean']):
             continue
-        colour, marker = MARKERS[r['method']]
+        colour, marker = method_marker(r['method'])
         random = r['kind'] == 'random'
         ax.errorbar(st['params']['mean'] / 1e6, st['delta_m']['mean'],
                     xerr=st['params']['std'] / 1e6,

@@ -7,7 +7,8 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from .compare_report import LABELS, MARKERS, format_stat, paired_markdown
+from .compare_report import format_stat, paired_markdown
+from .methods import method_label, method_marker
 
 # methods drawn as lines; the references are single points
 _REFERENCES = ('single_task', 'all_shared')
@@ -79,20 +80,20 @@ def plot_pareto(summary: Dict[str, Any], path: str) -> None:
                     label='random trees (median)')
         for method, pts in _method_points(summary, size).items():
             pts = sorted(pts)
-            colour, marker = MARKERS[method]
+            colour, marker = method_marker(method)
             x = [p[0] / scale for p in pts]
             y = [p[1] for p in pts]
             err = [[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]]
             ax.errorbar(x, y, yerr=err, fmt='-' + marker, color=colour,
-                        capsize=3, label=LABELS[method])
+                        capsize=3, label=method_label(method))
         for method in _REFERENCES:
             try:
                 x, y = _reference(summary, method, size)
             except StopIteration:
                 continue
-            colour, marker = MARKERS[method]
+            colour, marker = method_marker(method)
             ax.plot([x / scale], [y], marker, color=colour, markersize=10,
-                    label=LABELS[method])
+                    label=method_label(method))
         ax.axhline(0, color='k', lw=0.5)
         ax.set_xlabel(label)
         ax.set_ylabel('Δm vs single-task (%)')
@@ -129,7 +130,7 @@ shape and size, other tasks together).
                 f'{st["params"]["mean"] / 1e6:.3f}',
                 f'{st["flops"]["mean"] / 1e9:.4f}',
                 str(len(row['seeds']))]) + ' |')
-        failed = [f'- **{LABELS[m]} failed** (seed {s}): {reason}'
+        failed = [f'- **{method_label(m)} failed** (seed {s}): {reason}'
                   for m, reasons in part['failed'].items()
                   for s, reason in reasons.items()]
         parts.append(f"""## Budget `{budget}`

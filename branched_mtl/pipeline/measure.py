@@ -78,7 +78,7 @@ def model_size(model: torch.nn.Module, shape: tuple) -> Dict[str, float]:
 
 # ---------------------------------------------------------------- FLOPs budget
 def check_flops_budget(text: Any, cfg: Config,
-                       input_shape: Optional[tuple] = None) -> str:
+                       input_shape: Optional[tuple] = None) -> Any:
     """A FLOPs budget of the main job, checked before any training.
 
     Args:
@@ -87,8 +87,7 @@ def check_flops_budget(text: Any, cfg: Config,
         input_shape: (C, H, W); default: the config's first test image.
 
     Returns:
-        The budget as text ``tools/build_tree.py --budget`` reads
-        (``3500000000FLOPs``).
+        The :class:`~branched_mtl.tree.budget.Budget` (unit ``'flops'``).
 
     Raises:
         UserError: on a bad text, or a budget below the all-shared
@@ -118,7 +117,7 @@ def check_flops_budget(text: Any, cfg: Config,
             f'image, below the all-shared network ({floor:,}, '
             f'{format_flops(floor)} at {tuple(shape)}), the smallest tree: '
             'no tree fits')
-    return str(budget)
+    return budget
 
 
 # ---------------------------------------------------------------- TAG

@@ -215,9 +215,16 @@ def convergence_lines(job: Any) -> List[str]:
     return lines
 
 
-def write_report(job: Any, affinity_path: str, tree: dict,
+def write_report(job: Any, affinity_path: Optional[str], tree: dict,
                  headline: Optional[bool] = True) -> str:
     """Write ``<work_dir>/report.md`` and its figures; print the headline.
+
+    Args:
+        job: The finished :class:`BranchJob`.
+        affinity_path: Its affinity file; None where the method decided the
+            tree without one (no affinity figures then).
+        tree: The tree stage's record (``branches``, ``config``, ...).
+        headline: Print the table and verdict through ``job.log``.
 
     Returns:
         The report's path.
@@ -226,17 +233,30 @@ def write_report(job: Any, affinity_path: str, tree: dict,
     rows, keys = summarise(job)
     # kept for the summary over seeds (tools/branch.py --seeds)
     job.summary = dict(rows=rows, keys=keys)
-    doc = load_affinity(affinity_path)
     figs = dict(heatmaps=osp.join(wd, 'fig_affinity_heatmaps.png'),
                 depth=osp.join(wd, 'fig_affinity_vs_depth.png'),
                 tree=osp.join(wd, 'fig_tree.png'),
                 tradeoff=osp.join(wd, 'fig_params_vs_delta_m.png'),
                 curves=osp.join(wd, 'fig_probe_curves.png'),
                 predictions=osp.join(wd, 'fig_predictions.png'))
-    plot_affinity_heatmaps(doc['affinity'], doc['tasks'], doc['layers'],
-                           figs['heatmaps'])
-    plot_affinity_vs_depth(doc['affinity'], doc['tasks'], doc['layers'],
-                           figs['depth'])
+    if affinity_path is not None:
+        doc = load_affinity(affinity_path)
+        plot_affinity_heatmaps(doc['affinity'], doc['tasks'], doc['layers'],
+                               figs['heatmaps'])
+        plot_affinity_vs_depth(doc['affinity'], doc['tasks'],
+                               doc['layers'], figs['depth'])
+        affinity_text = f"""## Task affinity ({doc['method']})
+
+![affinity heat maps]({osp.basename(figs['heatmaps'])})
+
+![affinity against depth]({osp.basename(figs['depth'])})
+"""
+    else:
+        affinity_text = f"""## The method's search
+
+The tree was decided by the method `{job.affinity_method}` itself (no task
+affinity); its search record: `{tree.get('search') or {}}`.
+"""
     names = job.info['block_names']
     draw_tree(tree['branches'], figs['tree'], tasks, names,
               title='chosen tree')
@@ -323,12 +343,7 @@ same pictures for any image, docs/inference.md).
         for r in rows if r['branches']) + f"""
 ```
 
-## Task affinity ({doc['method']})
-
-![affinity heat maps]({osp.basename(figs['heatmaps'])})
-
-![affinity against depth]({osp.basename(figs['depth'])})
-
+{affinity_text}
 ## Parameters against Δm
 
 ![parameters vs delta m]({osp.basename(figs['tradeoff'])})

@@ -75,10 +75,12 @@ def summarise_seeds(jobs: Sequence[BranchJob]) -> Dict[str, Any]:
             values['params'].append(float(row['params']))
         models[kind] = values
     trees = [job.results['branched']['branches'] for job in jobs]
-    affinities = [load_affinity(job._dir('affinity', 'affinity.json'))
-                  for job in jobs]
+    paths = [job._dir('affinity', 'affinity.json') for job in jobs]
+    # a method that decides without an affinity leaves none
+    affinities = ([load_affinity(p) for p in paths]
+                  if all(osp.isfile(p) for p in paths) else [])
     rep = None
-    if len(jobs) > 1 and len(tasks) > 2:
+    if len(jobs) > 1 and len(tasks) > 2 and affinities:
         rep = repeatability([a['affinity'] for a in affinities], tasks)
     beats = [bool(rows['branched']['delta_m'] >
                   rows['random (mean)']['delta_m'])
@@ -87,7 +89,8 @@ def summarise_seeds(jobs: Sequence[BranchJob]) -> Dict[str, Any]:
                 models=models, trees=trees,
                 trees_agree=all(t == trees[0] for t in trees),
                 repeatability=rep, beats_random=beats,
-                layers=affinities[0]['layers'])
+                layers=(affinities[0]['layers'] if affinities
+                        else list(jobs[0].info['block_names'])))
 
 
 def seeds_report(summary: Dict[str, Any], jobs: Sequence[BranchJob]) -> str:
@@ -106,7 +109,7 @@ def seeds_report(summary: Dict[str, Any], jobs: Sequence[BranchJob]) -> str:
         for s, t in zip(summary['seeds'], summary['trees']))
     rep = summary['repeatability']
     if rep is None:
-        rep_text = 'needs two seeds and three tasks'
+        rep_text = 'needs two seeds, three tasks and an affinity'
     else:
         per_block = ', '.join(f'{n} {v:.1%}' for n, v in zip(
             summary['layers'], rep['per_block']))

@@ -37,3 +37,22 @@ def tools_dir() -> str:
 def configs_dir() -> str:
     """``configs/``, the folder that ``branched_mtl::`` bases name."""
     return package_file('configs')
+
+
+def use_checkout(root: str) -> None:
+    """Make the modules of a checkout (the projects that configs name in
+    ``custom_imports``) importable here and in every process started from
+    here, as ``tools/dist_train.sh`` does with ``PYTHONPATH``.
+
+    Args:
+        root: The checkout's root folder.
+    """
+    import os
+    import sys
+    root = osp.abspath(root)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    paths = [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep)
+             if p]
+    if root not in paths:
+        os.environ['PYTHONPATH'] = os.pathsep.join([root] + paths)

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import MULTIDIGITS, ROOT, tiny_options
+from conftest import MULTIDIGITS, ROOT, slow, tiny_options
 from mmengine.config import Config, DictAction
 
 from branched_mtl.apis import single_task_config
@@ -189,6 +189,7 @@ def test_failed_job_recorded_worker_goes_on(tmp_path):
     assert osp.isfile(first.affinity_path)
 
 
+@slow
 def test_kill_9_loses_only_the_running_job(tmp_path):
     st = single_task_runs(tmp_path / 'st', ['left', 'sum'])
     (tmp_path / 'mods').mkdir()

@@ -359,6 +359,7 @@ def compiled_vs_eager(tmp_path, backend: str, iters: int):
         assert b == pytest.approx(a, rel=1e-4, abs=1e-5), key
 
 
+@COMPILE_SLOW
 def test_compile_switch_eager_backend(tmp_path):
     """The Runner's ``compile`` switch with dynamo's ``eager`` back end:
     our model's train_step is traced (graph breaks allowed) and gives the

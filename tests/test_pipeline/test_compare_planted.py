@@ -24,7 +24,9 @@ def test_trees_and_affinities_scored(tmp_path):
     per_seed = {
         0: dict(rsa=dict(status='done', models=dict(tree=dict(
             branches=PLANTED))),
-                tag_groups=dict(status='done', search=dict(branches=WRONG)),
+                # every method's trained tree is in models.tree
+                tag_groups=dict(status='done', models=dict(tree=dict(
+                    branches=WRONG)), search=dict(branches=WRONG)),
                 adashare=dict(status='done', models={}),
                 ltb=dict(status='failed', reason='x')),
         1: dict(rsa=dict(status='done', models=dict(tree=dict(

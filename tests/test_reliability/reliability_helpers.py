@@ -35,8 +35,10 @@ slow = pytest.mark.skipif(
 
 # tiny_options() of tests/conftest.py (loaded by path: a second module
 # named conftest would be ambiguous)
-tiny_options = _load(osp.join(ROOT, 'tests', 'conftest.py'),
-                     'reliability_root_conftest').tiny_options
+_root_conftest = _load(osp.join(ROOT, 'tests', 'conftest.py'),
+                       'reliability_root_conftest')
+tiny_options = _root_conftest.tiny_options
+one_thread_after_fork = _root_conftest.one_thread_after_fork
 
 # the tiny 3-task main job of tests/test_pipeline/test_branch.py
 _branch_tests = _load(osp.join(ROOT, 'tests', 'test_pipeline',

@@ -130,6 +130,7 @@ def kill_chain(tmp_path, seed, kills=3):
         assert [step for step, _ in result['curve']] == [4, 8], record
 
 
+@slow
 @pytest.mark.parametrize('seed', [0])
 def test_kill_9_at_random_points(tmp_path, seed):
     """Three kills, their times drawn with the seed (one seed in the

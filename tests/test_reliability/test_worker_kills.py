@@ -27,7 +27,8 @@ import time
 import numpy as np
 import pytest
 
-from reliability_helpers import (ROOT, TOOLS, run, slow, tiny_options, tool,
+from reliability_helpers import (ROOT, TOOLS, one_thread_after_fork, run,
+                                 slow, tiny_options, tool,
                                  write_main_config)
 
 CFG = osp.join(ROOT, 'configs', 'multidigits',
@@ -184,6 +185,7 @@ def make_plan(work, single_task, tasks, hold=True):
 
 def _sweep_process(plan, log, kwargs):
     from branched_mtl.apis.sweep import run_sweep
+    one_thread_after_fork()
     code = 1
     try:
         with open(log, 'a') as out:
@@ -327,6 +329,7 @@ def kill_parent(sweep, k):
     assert not left, f'{left} outlived the killed sweep parent'
 
 
+@slow
 def test_kill_9_worker_torchrun_and_sweep_parent(tmp_path, single_task):
     """The three worker kills of one sweep, one per job: the worker (job
     0), torchrun (job 1), the sweep parent (job 2). The first two jobs
@@ -390,6 +393,7 @@ branch = dict(random_trees=0, probe=dict(dataset='val', num_samples=8),
 
 def _branch_process(argv, log):
     """tools/branch.py's main in a process forked from this one."""
+    one_thread_after_fork()
     code = 1
     try:
         out = open(log, 'a', buffering=1)

@@ -27,7 +27,7 @@ import mmpretrain
 import mmseg
 import pytest
 import yaml
-from conftest import ROOT, tiny_options
+from conftest import ROOT, slow, tiny_options
 from mmengine.config import Config
 
 import branched_mtl
@@ -224,6 +224,7 @@ def test_mim_locates_the_installed_package():
                             osp.join(ROOT, 'tools'))
 
 
+@slow
 def test_mim_train_and_test(runs):
     out = check(runs['mim'], 'train')
     assert 'find the config file in codebase branched_mtl' in out
@@ -241,6 +242,7 @@ def test_mim_train_and_test(runs):
     assert 'Iter(test)' in out and 'sum/accuracy/top1' in out
 
 
+@slow
 def test_mim_train_distributed(runs):
     out = check(runs['mim_dist'], 'train')
     assert '--nproc_per_node=2' in out
@@ -251,6 +253,7 @@ def test_mim_train_distributed(runs):
     assert max(logged_iters(log)) == ITERS
 
 
+@slow
 def test_mim_train_slurm_command(runs):
     check(runs['light'], 'slurm')
     srun = open(osp.join(runs['work'], 'srun.log')).read().split('\n')
@@ -259,6 +262,7 @@ def test_mim_train_slurm_command(runs):
     assert srun[srun.index('--launcher') + 1] == 'slurm'
 
 
+@slow
 def test_mim_run_build_tree_and_branch(runs):
     out = check(runs['mim_run'], 'build_tree')
     assert osp.join(MIM_DIR, 'tools', 'build_tree.py') in out
@@ -271,6 +275,7 @@ def test_mim_run_build_tree_and_branch(runs):
     assert 'usage: branch.py' in out and '--budget' in out, out[-3000:]
 
 
+@slow
 def test_mim_search_lists_every_config(runs):
     out = check(runs['light'], 'search')
     for model in _metafile_models():
@@ -278,6 +283,7 @@ def test_mim_search_lists_every_config(runs):
 
 
 @pytest.mark.parametrize('package', ['mmseg', 'mmpretrain'])
+@slow
 def test_stock_train_and_test_tools(runs, package):
     out = check(runs[package], 'train')
     assert max(logged_iters(out)) == ITERS
@@ -285,6 +291,7 @@ def test_stock_train_and_test_tools(runs, package):
     assert 'Iter(test)' in out and 'sum/accuracy/top1' in out
 
 
+@slow
 def test_stock_tool_on_package_base_through_launcher(runs):
     # mmseg's test.py on a config of the user's on branched_mtl:: bases
     out = check(runs['mmseg'], 'launcher')
@@ -303,6 +310,7 @@ def test_config_base_from_installed_package(tmp_path, monkeypatch):
     assert cfg.branch.random_trees == 3  # from the package's config
 
 
+@slow
 def test_regular_install_carries_mim_files(runs):
     check(runs['light'], 'wheel')
     wheel = next(_files(osp.join(runs['work'], 'dist'), '.whl'))

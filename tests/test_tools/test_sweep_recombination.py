@@ -16,7 +16,8 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import MULTIDIGITS, ROOT, tiny_options
+from conftest import (MULTIDIGITS, ROOT, one_thread_after_fork, slow,
+                      tiny_options)
 from mmengine.config import Config, DictAction
 
 from branched_mtl.affinity import collect_tournament, load_affinity
@@ -268,6 +269,7 @@ def wait_for(cond, what, timeout=120):
 
 def _sweep_process(argv, log, environ):
     """Body of a forked sweep: its own session, all output to ``log``."""
+    one_thread_after_fork()
     os.setsid()
     os.environ.clear()
     os.environ.update(environ)
@@ -395,6 +397,7 @@ def test_resume_after_kill(tmp_path, fake_launcher):
 
 # --------------------------------------------------------------- real runs
 
+@slow
 def test_real_sweep_per_pair_equals_shared_bottom(tmp_path):
     """Real training (tools/train.py): the shared-bottom sweep, collected,
     and the per-pair jobs of one source give the same probe losses."""

@@ -166,5 +166,6 @@ def test_branch_job_checks_a_flops_budget_before_training(tmp_path):
     with pytest.raises(UserError, match='below the all-shared network'):
         BranchJob(cfg, str(tmp_path / 'a'), budget='1MFLOPs')
     job = BranchJob(cfg, str(tmp_path / 'b'), budget='9MFLOPs')
-    assert job.budget == '9000000FLOPs'
+    assert job.budget == 9000000 and job.budget.unit == 'flops'
+    assert str(job.budget) == '9000000FLOPs'
     assert not osp.exists(tmp_path / 'a')

@@ -6,10 +6,15 @@
         [--methods single_task,all_shared,rsa,tournament,tag,ltb,adashare] \
         [--random-trees R] [--cfg-options k=v ...]
 
-Per seed: the single-task models and the all-shared network; the trees of
-the RSA, tournament and TAG affinities (``tools/branch.py``'s job); Learning
-to Branch and AdaShare (``projects/*/tools/search.py``, their result
-retrained); R random trees of the size of each tree. Every model trains
+``--methods`` takes the references (``single_task``, ``all_shared``) and
+any method registered in ``branched_mtl.registry.METHODS``: the package's
+(``rsa``, ``tournament``, ``tag``, ``tag_groups``) and those the config's
+``custom_imports`` register (``projects.learning_to_branch.ltb`` gives
+``ltb``, ``projects.adashare.adashare`` gives ``adashare``); default: all
+of them. Per seed: the single-task models and the all-shared network; the
+trees of the RSA, tournament and TAG affinities (``tools/branch.py``'s
+job); every other method's tree (or derived network) retrained; R random
+trees of the size of each tree. Every model trains
 from scratch with the config's schedule, keeps its best probe checkpoint
 and is tested once. ``DIR/comparison.md`` (+ ``.png``, ``.json``): per
 method Δm and every task's metric (mean ± std over seeds), parameters,
@@ -21,9 +26,9 @@ single-task and all-shared models and each affinity once per seed), a
 paired table per budget and the Pareto figure (Δm against parameters and
 FLOPs, the random trees as a band).
 
-The projects' search settings are the config's ``ltb = dict(...)`` and
-``adashare = dict(...)`` (or ``--cfg-options ltb.iters=300 ...``); they do
-not touch the config the models train with. Rerunning the same command
+A method's own search settings are the config's ``<settings_key> =
+dict(...)``, e.g. ``ltb = dict(...)`` (or ``--cfg-options ltb.iters=300
+...``); they do not touch the config the models train with. Rerunning the same command
 resumes: a finished method is not rerun; a failed one is recorded with its
 reason, the others go on, and the next run tries it again.
 """
@@ -36,9 +41,14 @@ warnings.filterwarnings(
     'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
 import branched_mtl  # noqa: E402,F401
+from branched_mtl.utils.package import use_checkout  # noqa: E402
+
+# the checkout, where the projects a config imports (custom_imports) live:
+# importable here and in the sweeps and training runs started from here
+use_checkout(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmengine.config import DictAction  # noqa: E402
 
-from branched_mtl.pipeline.compare import METHODS, Comparison  # noqa: E402
+from branched_mtl.pipeline.compare import Comparison  # noqa: E402
 from branched_mtl.utils.console import quiet_known_warnings  # noqa: E402
 from branched_mtl.utils.errors import UserError  # noqa: E402
 
@@ -51,8 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--budget',
                         help='size of the trees: parameters (25M, 60%% of '
                         'the single-task models together) or FLOPs per '
-                        'image (3.5GFLOPs); LTB\'s budget, AdaShare\'s '
-                        'size target')
+                        'image (3.5GFLOPs); the size target of the methods '
+                        'that search with one')
     parser.add_argument('--budgets',
                         help='a budget sweep: comma-separated budgets '
                         '(20%%,40%%,60%%,80%%; parameters or FLOPs), every '
@@ -63,9 +73,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--seeds', type=int, default=1,
                         help='number of seeds (S0 .. S0+S-1)')
     parser.add_argument('--seed', type=int, default=0, help='first seed')
-    parser.add_argument('--methods', default=','.join(METHODS),
-                        help='comma-separated subset (default: all); the '
-                        'single-task models always train (the reference)')
+    parser.add_argument('--methods',
+                        help='comma-separated references and registered '
+                        'methods (default: all); the single-task models '
+                        'always train (the reference)')
     parser.add_argument('--random-trees', type=int, default=10,
                         help='random trees per tree: distinct relabellings '
                         'of it (same shape and size; fewer where fewer '
@@ -93,10 +104,13 @@ def main(argv=None) -> int:
     try:
         if not osp.isfile(args.config):
             raise UserError(f'config file not found: {args.config}')
-        methods = [m.strip() for m in args.methods.split(',') if m.strip()]
-        if not methods:  # '' must not mean every method
-            raise UserError(f'--methods {args.methods!r} names no method; '
-                            f'give some of {",".join(METHODS)}')
+        methods = None
+        if args.methods is not None:
+            methods = [m.strip() for m in args.methods.split(',')
+                       if m.strip()]
+            if not methods:  # '' must not mean every method
+                raise UserError(f'--methods {args.methods!r} names no '
+                                'method')
         Comparison(
             args.config, args.work_dir,
             seeds=list(range(args.seed, args.seed + args.seeds)),

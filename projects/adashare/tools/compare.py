@@ -43,8 +43,9 @@ from mmengine.config import Config  # noqa: E402
 
 from branched_mtl.evaluation import delta_m  # noqa: E402
 from branched_mtl.pipeline.branch import BranchJob, config_text  # noqa
-from branched_mtl.pipeline.compare import (measure_result,  # noqa: E402
-                                           train_single_task)
+from branched_mtl.pipeline.compare_jobs import (  # noqa: E402
+    measure_result,
+    train_single_task)
 from branched_mtl.pipeline.compare_report import (  # noqa: E402
     format_stat, lower_keys, mean_std, primary_reference)
 from branched_mtl.pipeline.measure import input_shape  # noqa: E402

@@ -41,8 +41,9 @@ from mmengine.config import Config  # noqa: E402
 
 from branched_mtl.evaluation import delta_m  # noqa: E402
 from branched_mtl.pipeline.branch import BranchJob, config_text  # noqa: E402
-from branched_mtl.pipeline.compare import (NoProgress,  # noqa: E402
-                                           measure_result, train_single_task)
+from branched_mtl.pipeline.compare_jobs import (  # noqa: E402
+    NoProgress,
+    measure_result, train_single_task)
 from branched_mtl.pipeline.compare_report import (  # noqa: E402
     lower_keys, primary_reference)
 from branched_mtl.pipeline.measure import input_shape  # noqa: E402

@@ -1,0 +1,69 @@
+"""Ways of deciding the architecture, one interface
+(:class:`BaseMethod` -> :class:`Decision`), registered in
+:data:`branched_mtl.registry.METHODS`: the affinity methods of the paper
+and TAG, and TAG's own selection. Projects register theirs (Learning to
+Branch, AdaShare) from their own modules through ``custom_imports``."""
+from typing import List
+
+from branched_mtl.registry import METHODS
+from branched_mtl.utils.errors import UserError
+from .base import AffinityMethod, BaseMethod, Decision, MethodContext
+# isort: off  (the registration order is the methods' order in tables)
+from .rsa import RSAMethod
+from .tournament import TournamentMethod
+from .tag import TagMethod
+from .tag_groups import TagGroupsMethod
+# isort: on
+
+# the references every comparison trains (not ways of deciding)
+REFERENCES = ('single_task', 'all_shared')
+
+__all__ = ['BaseMethod', 'AffinityMethod', 'Decision', 'MethodContext',
+           'RSAMethod', 'TournamentMethod', 'TagMethod', 'TagGroupsMethod',
+           'REFERENCES', 'method_names', 'build_method', 'method_label',
+           'method_marker']
+
+_REFERENCE_LABELS = dict(single_task='single-task', all_shared='all-shared')
+_REFERENCE_MARKERS = dict(single_task=('tab:green', 'D'),
+                          all_shared=('tab:blue', 's'))
+
+
+def method_names() -> List[str]:
+    """The registered methods, in the order they were registered (the
+    package's first, then the projects' that were imported)."""
+    return list(METHODS.module_dict)
+
+
+def build_method(name: str, option: str = '--methods') -> BaseMethod:
+    """The registered method ``name``.
+
+    Args:
+        name: A registered name (``rsa``, ``tournament``, a project's).
+        option: The option that named it, for the error.
+
+    Raises:
+        UserError: one line naming the unknown method and the known ones.
+    """
+    cls = METHODS.module_dict.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise UserError(
+            f'{option}: unknown method {name!r}; registered: '
+            f'{", ".join(method_names())} (a project\'s method is registered '
+            'by importing it: custom_imports in the config)')
+    return cls(name)
+
+
+def method_label(name: str) -> str:
+    """A method's name in tables and figures."""
+    if name in _REFERENCE_LABELS:
+        return _REFERENCE_LABELS[name]
+    cls = METHODS.module_dict.get(name)
+    return (cls.label or name) if cls is not None else name
+
+
+def method_marker(name: str) -> tuple:
+    """A method's matplotlib colour and marker."""
+    if name in _REFERENCE_MARKERS:
+        return _REFERENCE_MARKERS[name]
+    cls = METHODS.module_dict.get(name)
+    return cls.marker if cls is not None else BaseMethod.marker

@@ -1,0 +1,236 @@
+"""What a way of deciding the architecture is: one interface for every
+method, registered in :data:`branched_mtl.registry.METHODS`.
+
+A method gets a :class:`MethodContext` (the seed's stage runner with its
+single-task models trained, the method's folder, seed and size target) and
+returns a :class:`Decision`: a tree (``branches``) or, for methods whose
+networks are not trees, the encoder config it derived. What happens next is
+the same for every method: the tree and its random relabellings (or the
+derived network) train with the config's schedule, keep their best probe
+checkpoint and read the test split once.
+"""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from branched_mtl.utils.errors import UserError
+
+
+@dataclass
+class Decision:
+    """What a method decided.
+
+    Args:
+        branches: The tree (``branches[block][group] = [task, ...]``), or
+            None where the method derives another kind of network.
+        encoder: The encoder config the method derived (when not a tree).
+        imports: Modules the derived encoder needs (``custom_imports``).
+        fingerprint: What the architecture depends on: a changed value
+            retrains the models of this decision.
+        cost_keys: Names in the seed's cost book that make up the search
+            cost (``ctx.key(...)`` names).
+        search: Recorded with the method's result (e.g. the policy).
+        extra: Recorded with the trained model's result.
+    """
+    branches: Optional[list] = None
+    encoder: Optional[dict] = None
+    imports: Sequence[str] = ()
+    fingerprint: Any = ''
+    cost_keys: Sequence[str] = ()
+    search: Dict[str, Any] = field(default_factory=dict)
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MethodContext:
+    """What a method may use.
+
+    Args:
+        job: The seed's stage runner (a ``BranchJob``): ``tasks``, ``info``
+            (blocks, parameters), ``cfg``, ``results`` (single-task models
+            done), ``budget`` (parameters, or a FLOPs ``Budget``).
+        name: The method's registered name.
+        work_dir: The method's folder at the budget being run.
+        settings: The method's own settings (``cfg[settings_key]``) or None.
+        settings_config: A config file: the training config plus the
+            method's settings (what a search tool reads).
+        budget_text: The size target as the user wrote it, or None.
+        alpha: The complexity weight, or None.
+        costs: The seed's cost book (``measure(key)``, ``total(keys)``).
+        key: Names a record or cost at the budget being run.
+        seed_dir: A folder of this seed (``seed_dir('tag', 'affinity')``).
+        methods: The methods of this run.
+        inputs: The fingerprint of what the method's result depends on
+            (config, settings, size target): a search for other inputs
+            runs again.
+        log: Where progress lines go.
+    """
+    job: Any
+    name: str
+    work_dir: str
+    settings: Optional[Dict[str, Any]]
+    settings_config: str
+    budget_text: Optional[str]
+    alpha: Optional[float]
+    costs: Any
+    key: Callable[[str], str]
+    seed_dir: Callable[..., str]
+    methods: Sequence[str]
+    inputs: str
+    log: Callable[[str], None] = print
+
+    @property
+    def seed(self) -> int:
+        return self.job.seed
+
+    def size_args(self, params: str, flops: str) -> List[str]:
+        """The size target as a search tool's option: a parameter count
+        (a percentage resolved against the single-task models, as the
+        affinity trees read it) or FLOPs per image.
+
+        Args:
+            params: The tool's option for a parameter budget.
+            flops: Its option for a FLOPs budget.
+
+        Returns:
+            ``[option, value]``, or ``[]`` without a budget.
+        """
+        from branched_mtl.tree.budget import (is_flops_budget,
+                                              parse_size_budget)
+        if self.budget_text is None:
+            return []
+        if is_flops_budget(self.budget_text):
+            return [flops, str(parse_size_budget(self.budget_text).value)]
+        return [params, str(int(self.job.budget))]
+
+    def search(self, tool: str, argv: List[str], record: str,
+               cwd: Optional[str] = None) -> Dict[str, Any]:
+        """Run a search tool once per seed (kept when done with the same
+        inputs): ``python TOOL SETTINGS_CONFIG --work-dir <work_dir>/search
+        --seed S ARGV``, its output in ``console.log`` there, its wall and
+        CPU seconds as ``<name>/search`` in the cost book.
+
+        Args:
+            tool: The tool's path.
+            argv: Its options beyond config, work dir and seed.
+            record: The JSON file the tool leaves in its work dir.
+            cwd: Where it runs (its project's root, say).
+
+        Returns:
+            The record, loaded.
+
+        Raises:
+            UserError: with the end of its output when the tool fails.
+        """
+        from ..stages import StageBook, fingerprint
+        folder = osp.join(self.work_dir, 'search')
+        book = StageBook(self.work_dir)
+        fp = fingerprint('search', self.inputs, argv)
+        done = book.done('search', fp)
+        if done is not None and osp.isfile(done['record']):
+            with open(done['record']) as f:
+                return json.load(f)
+        if book.stale('search', fp):
+            book.reset('search', folder)
+        cmd = [sys.executable, tool, self.settings_config, '--work-dir',
+               folder, '--seed', str(self.seed)] + list(argv)
+        with self.costs.measure(self.key(f'{self.name}/search')):
+            _run_tool(cmd, folder, cwd)
+        path = osp.join(folder, record)
+        if not osp.isfile(path):
+            raise UserError(f'{osp.basename(tool)} left no {path}')
+        book.finish('search', fp, dict(record=path))
+        with open(path) as f:
+            return json.load(f)
+
+
+def _run_tool(cmd: List[str], folder: str, cwd: Optional[str]) -> None:
+    """A search tool, its output in ``<folder>/console.log``."""
+    os.makedirs(folder, exist_ok=True)
+    log = osp.join(folder, 'console.log')
+    with open(log, 'ab') as out:
+        code = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT,
+                              cwd=cwd).returncode
+    if code != 0:
+        with open(log, 'rb') as f:
+            tail = f.read().decode(errors='replace').strip().splitlines()
+        last = [line for line in tail if line.strip()][-3:]
+        where = osp.relpath(cmd[1], cwd) if cwd else cmd[1]
+        raise UserError(f'`{where}` failed (exit {code}): ' +
+                        ' / '.join(last) + f' (all of it in {log})')
+
+
+class BaseMethod:
+    """A way of deciding what layers to share.
+
+    Subclasses are registered with ``@METHODS.register_module(name=...)``
+    and implement :meth:`decide`. Class attributes:
+
+    - ``label``: the name in tables and figures;
+    - ``settings_key``: the config key holding the method's own search
+      settings (kept out of the config the models train with, so that
+      changing them reruns this method only), or None;
+    - ``marker``: matplotlib colour and marker of its points.
+    """
+    label: str = ''
+    settings_key: Optional[str] = None
+    marker: tuple = ('tab:gray', 'o')
+
+    def __init__(self, name: str = '') -> None:
+        self.name = name or type(self).__name__
+
+    def check(self, job: Any) -> None:
+        """Refuse settings that cannot work, before anything trains.
+
+        Args:
+            job: The stage runner, its config loaded.
+        """
+
+    def decide(self, ctx: MethodContext) -> Decision:
+        """Decide the architecture.
+
+        Args:
+            ctx: What the method may use.
+
+        Returns:
+            The decision.
+        """
+        raise NotImplementedError
+
+
+class AffinityMethod(BaseMethod):
+    """A task affinity measured at every split, turned into a tree by the
+    tree search (alpha or a size budget): the paper's step 2 and 3.
+
+    Subclasses implement :meth:`measure`; :meth:`inputs` and
+    :meth:`weight` say what the affinity depends on and what it costs. The
+    stage runner runs them as its ``affinity`` and ``tree`` stages (the
+    affinity kept per seed, the tree searched per size target), so
+    :meth:`decide` is not theirs to implement.
+    """
+    marker = ('tab:purple', 'P')
+
+    def inputs(self, job: Any) -> List[Any]:
+        """What the affinity depends on beyond the single-task models
+        (parts of the affinity stage's fingerprint)."""
+        return []
+
+    def weight(self, job: Any) -> float:
+        """The affinity stage's cost relative to one single-task model
+        (for the time-left estimate)."""
+        return 0.05
+
+    def measure(self, job: Any, path: str, fp: str) -> None:
+        """Write the affinity file (``branched_mtl.affinity`` format).
+
+        Args:
+            job: The stage runner, single-task models done.
+            path: Where the affinity file goes.
+            fp: The stage's fingerprint (a run for other inputs is cleared,
+                not resumed).
+        """
+        raise NotImplementedError

@@ -1,0 +1,91 @@
+"""The tournament: recombined networks (one task's encoder bottom, another
+task's top) trained and scored on the probe samples, over a recombination
+sweep run by ``tools/sweep_recombination.py`` (the paper's affinity)."""
+import contextlib
+import io
+import os.path as osp
+import sys
+from typing import Any, List
+
+from branched_mtl.affinity import load_affinity, save_affinity
+from branched_mtl.registry import METHODS
+from branched_mtl.utils.errors import UserError, short_repr
+from ..steps import TOOLS, load_tool, run_step
+from .base import AffinityMethod
+
+
+def sweep_argv(job: Any) -> List[str]:
+    """``branch.sweep`` as the options of tools/sweep_recombination.py
+    (the cost cutters: mode, iters, data_fraction, ...)."""
+    sweep = dict(job.settings.get('sweep') or {})
+    sweep.setdefault('probe_samples', job._probe().get('num_samples', 64))
+    argv = []
+    for key, value in sorted(sweep.items()):
+        argv += [f'--{str(key).replace("_", "-")}', str(value)]
+    return argv
+
+
+@METHODS.register_module(name='tournament')
+class TournamentMethod(AffinityMethod):
+    """Tournament matrices of a recombination sweep (step 2, the paper's)."""
+    label = 'tournament tree'
+    marker = ('tab:purple', 'P')
+
+    def check(self, job: Any) -> None:
+        """``branch.sweep`` parsed by the sweep tool itself, before any
+        training: an unknown key or a bad value would otherwise stop the
+        job after the single-task models."""
+        sweep = job.settings.get('sweep') or {}
+        if not isinstance(sweep, dict):
+            raise UserError(f'branch.sweep must be a dict, got '
+                            f'{short_repr(sweep)}')
+        for key in ('splits', 'tasks'):
+            if sweep.get(key) is not None:
+                raise UserError(
+                    f'branch.sweep.{key}={short_repr(sweep[key])}: the '
+                    f'tournament affinity needs every {key[:-1]} (the tree '
+                    'is chosen from the affinity at every block, of every '
+                    'task); remove it')
+        argv = ['config.py', '--work-dir', 'unused'] + sweep_argv(job)
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err):
+                load_tool('sweep_recombination').parse_args(argv)
+        except SystemExit:
+            lines = err.getvalue().strip().splitlines()
+            reason = lines[-1].split('error: ', 1)[-1] if lines else '?'
+            raise UserError(f'branch.sweep: {reason}') from None
+
+    def inputs(self, job: Any) -> List[Any]:
+        # the recombined runs train with the config
+        return [job.config_text(), job.settings.get('sweep')]
+
+    def weight(self, job: Any) -> float:
+        # the sweep's recombined runs over one single-task model's
+        # iterations
+        sweep = dict(job.settings.get('sweep', {}))
+        num, nb = len(job.tasks), len(job.info['block_names'])
+        runs = num * nb * (num if sweep.get('mode') == 'per-pair' else 1)
+        iters = job.cfg.get('train_cfg', {}).get('max_iters') or 1
+        return runs * float(sweep.get('iters', iters)) / iters
+
+    def measure(self, job: Any, path: str, fp: str) -> None:
+        if job.launcher == 'slurm':
+            raise ValueError(
+                'tournament affinity with --launcher slurm: run '
+                'tools/sweep_recombination.py --launcher slurm, then '
+                'rerun tools/branch.py once the array finished')
+        sweep_dir = job._dir('affinity', 'sweep')
+        cmd = [sys.executable, osp.join(TOOLS, 'sweep_recombination.py'),
+               job.config, '--work-dir', sweep_dir,
+               '--single-task-dir', job._dir('single_task')]
+        # the sweep's cost cutters come from the config's branch.sweep
+        # (checked in check)
+        cmd += sweep_argv(job)
+        cmd += ['--cfg-options', f'randomness.seed={job.seed}']
+        cmd += ['--gpus-per-job', str(job.gpus), '--launcher',
+                'pytorch' if job.launcher == 'pytorch' else 'none']
+        run_step('affinity (recombination sweep)', cmd, sweep_dir)
+        doc = load_affinity(osp.join(sweep_dir, 'affinity_tournament.json'))
+        save_affinity(path, doc['tasks'], doc['layers'], 'tournament',
+                      doc['affinity'], doc['meta'])

@@ -1,0 +1,40 @@
+"""AdaShare as a way of deciding the architecture: its policy search
+(``tools/search.py`` of this project) derives a network that selects or
+skips each block per task, which then trains like every method's model."""
+import os.path as osp
+
+from mmengine.config import Config
+
+from branched_mtl.pipeline.methods import BaseMethod, Decision, MethodContext
+from branched_mtl.registry import METHODS
+
+PROJECT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# the checkout: `projects.adashare` imports from there
+ROOT = osp.dirname(osp.dirname(PROJECT))
+SEARCH_TOOL = osp.join(PROJECT, 'tools', 'search.py')
+
+
+@METHODS.register_module(name='adashare')
+class AdaShare(BaseMethod):
+    """The network of AdaShare's select-or-skip policy (Sun et al. 2020),
+    with the size target as its target; settings in
+    ``adashare = dict(...)``."""
+    label = 'AdaShare'
+    settings_key = 'adashare'
+    marker = ('tab:cyan', 'v')
+
+    def decide(self, ctx: MethodContext) -> Decision:
+        size = ctx.size_args('--params-target', '--flops-target')
+        record = ctx.search(SEARCH_TOOL, size, 'search.json', cwd=ROOT)
+        derived = Config.fromfile(record['config'])
+        # only the architecture comes from the search: the schedule, data
+        # and selection rule are those of every other model
+        return Decision(
+            encoder=derived.model.encoder.to_dict(),
+            imports=list((derived.get('custom_imports') or {}).get(
+                'imports', [])),
+            fingerprint=record['policy'],
+            cost_keys=[ctx.key(f'{self.name}/search')],
+            search=dict(policy=record['policy'],
+                        size_target_met=record.get('size_target_met')),
+            extra=dict(policy=record['policy']))

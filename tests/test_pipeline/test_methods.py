@@ -1,0 +1,168 @@
+"""branched_mtl.registry.METHODS: a method registered from a user's module
+(through the config's custom_imports) runs through tools/branch.py and
+tools/analysis/compare_methods.py like the package's own; the pipeline
+names no project."""
+import importlib.util
+import json
+import os
+import os.path as osp
+import re
+
+import pytest
+from mmengine.config import Config
+
+from branched_mtl.pipeline.methods import (REFERENCES, AffinityMethod,
+                                           build_method, method_label,
+                                           method_names)
+from branched_mtl.tree import count_relabellings
+from branched_mtl.utils.errors import UserError
+
+from test_branch import THREE, TINY  # noqa: I100  (tests/test_pipeline)
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TASKS = ['left', 'left_parity', 'sum']
+# every block shared but the last, where sum goes alone: its
+# relabellings put left or left_parity alone instead
+TOY_TREE_LAST = [['left', 'left_parity'], ['sum']]
+
+# a user's module, imported through custom_imports
+TOY_MODULE = '''
+from branched_mtl.pipeline.methods import BaseMethod, Decision
+from branched_mtl.registry import METHODS
+
+
+@METHODS.register_module(name='toy_last_apart', force=True)
+class ToyLastApart(BaseMethod):
+    """Shares every block but the last, where `sum` goes alone."""
+    label = 'toy: sum apart at the end'
+    settings_key = 'toy'
+
+    def decide(self, ctx):
+        job = ctx.job
+        # the single-task models are trained before any method decides
+        assert all(f'single_task/{t}' in job.results for t in job.tasks)
+        nb = len(job.info['block_names'])
+        key = ctx.key(f'{self.name}/search')
+        with ctx.costs.measure(key):
+            tree = [[list(job.tasks)] for _ in range(nb - 1)]
+            tree.append([['left', 'left_parity'], ['sum']])
+        return Decision(branches=tree, fingerprint=tree, cost_keys=[key],
+                        search=dict(seed=ctx.seed, budget=ctx.budget_text,
+                                    settings=ctx.settings))
+'''
+
+IMPORTS = """
+custom_imports = dict(imports=['toy_method_plugin'],
+                      allow_failed_imports=False)
+toy = dict(note='the method\\'s own settings')
+"""
+
+
+def _tool(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def toy_config(tmp_path, monkeypatch):
+    plugin = tmp_path / 'plugin'
+    plugin.mkdir()
+    (plugin / 'toy_method_plugin.py').write_text(TOY_MODULE)
+    monkeypatch.syspath_prepend(str(plugin))
+    cfg = tmp_path / 'toy.py'
+    cfg.write_text(TINY + THREE + IMPORTS)
+    return str(cfg)
+
+
+def _record(work_dir, name):
+    with open(osp.join(work_dir, 'stages',
+                       name.replace('/', '__') + '.json')) as f:
+        return json.load(f)['result']
+
+
+def test_the_package_registers_its_methods():
+    names = method_names()
+    assert names[:4] == ['rsa', 'tournament', 'tag', 'tag_groups']
+    for name in ('rsa', 'tournament', 'tag'):
+        assert isinstance(build_method(name), AffinityMethod)
+    assert not isinstance(build_method('tag_groups'), AffinityMethod)
+    assert method_label('rsa') == 'RSA tree'
+    assert method_label('single_task') == 'single-task'
+    with pytest.raises(UserError, match=r"--affinity: unknown method "
+                       r"'nosuch'; registered: rsa, tournament, tag"):
+        build_method('nosuch', '--affinity')
+
+
+def test_toy_method_through_branch_and_compare(tmp_path, toy_config,
+                                               capsys):
+    branch = _tool(osp.join(ROOT, 'tools', 'branch.py'), 'branch_tool_toy')
+    wd = str(tmp_path / 'branch')
+    assert branch.main([toy_config, '--work-dir', wd, '--affinity',
+                        'toy_last_apart', '--budget', '80%',
+                        '--random-trees', '0']) == 0, capsys.readouterr().err
+    tree = _record(wd, 'tree')
+    nb = len(tree['branches'])
+    expected = [[TASKS]] * (nb - 1) + [TOY_TREE_LAST]
+    assert tree['branches'] == expected
+    # the method's own settings reach it; no affinity was measured
+    assert tree['search']['settings'] == dict(note="the method's own "
+                                              'settings')
+    assert not osp.exists(osp.join(wd, 'stages', 'affinity.json'))
+    written = Config.fromfile(osp.join(wd, 'tree', 'branched.py'))
+    assert written.model.encoder.branches == expected
+    assert _record(wd, 'branched')['branches'] == expected
+    report = open(osp.join(wd, 'report.md')).read()
+    assert 'decided by the method `toy_last_apart`' in report
+
+    # the same method in a comparison, beside all-shared
+    compare = _tool(osp.join(ROOT, 'tools', 'analysis',
+                             'compare_methods.py'), 'compare_tool_toy')
+    cw = str(tmp_path / 'compare')
+    assert compare.main([toy_config, '--work-dir', cw, '--budget', '80%',
+                         '--methods', 'all_shared,toy_last_apart',
+                         '--random-trees', '1']) == 0, \
+        capsys.readouterr().err
+    with open(osp.join(cw, 'comparison.json')) as f:
+        doc = json.load(f)
+    seed = doc['per_seed']['0']
+    assert set(seed) == {'single_task', 'all_shared', 'toy_last_apart'}
+    toy = seed['toy_last_apart']
+    assert toy['status'] == 'done', toy
+    assert set(toy['models']) == {'tree', 'random/0'}
+    assert toy['models']['tree']['branches'] == expected
+    rand = toy['models']['random/0']['branches']  # a relabelling
+    assert rand != expected and rand[:-1] == expected[:-1]
+    assert sorted(len(g) for g in rand[-1]) == [1, 2]
+    assert toy['search'] == dict(seed=0, budget='80%', settings=dict(
+        note="the method's own settings"))
+    assert toy['cost']['parts'] == ['toy_last_apart/search']
+    assert toy['cost']['missing'] == []
+    # the method's settings are kept out of the config the models train
+    # with, and written beside it for the method
+    assert 'toy' not in Config.fromfile(osp.join(cw, 'config.py'))
+    assert Config.fromfile(osp.join(cw, 'toy_last_apart_config.py')).toy
+    md = open(osp.join(cw, 'comparison.md')).read()
+    assert 'toy: sum apart at the end' in md
+    assert count_relabellings(expected, TASKS) == 3
+
+
+def test_the_pipeline_names_no_project():
+    """Projects depend on the package, never the other way round: the
+    package's code names none of them, as a method, module or path (they
+    register through custom_imports; prose may cite the papers)."""
+    pattern = re.compile(r'\bltb\b|\badashare\b|learning_to_branch|'
+                         r'\bprojects[./]')
+    found = []
+    for folder, _, files in os.walk(osp.join(ROOT, 'branched_mtl')):
+        for name in files:
+            if name.endswith('.py'):
+                path = osp.join(folder, name)
+                for i, line in enumerate(open(path), 1):
+                    code = line.split('#', 1)[0]
+                    if pattern.search(code):
+                        found.append(f'{osp.relpath(path, ROOT)}:{i}: '
+                                     f'{line.strip()}')
+    assert not found, '\n'.join(found)
+    assert REFERENCES == ('single_task', 'all_shared')
