@@ -19,7 +19,7 @@ the train part of the split.
 import copy
 import hashlib
 import os.path as osp
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, List, Optional, Set, Tuple
 
 import numpy as np
 from mmengine.config import Config
@@ -270,3 +270,41 @@ def check_probe(cfg: Config, config: str, num_samples: Optional[int],
             f'{config}: the probe split has {size} samples but the affinity '
             f'probe needs {option}={num_samples}; lower it or enlarge the '
             'probe split (ProbeSplit num_samples)')
+
+
+def check_multi_task_config(cfg: Config, config: str,
+                            probe_samples: Optional[int] = None
+                            ) -> List[str]:
+    """Every check of a multi-task config that needs no training: task
+    names, at least two tasks, the data labelling every task and the
+    evaluators scoring only those, and a val loader (which every decision
+    reads) that reads neither a test image nor a training sample.
+
+    Args:
+        cfg: The config (with any overrides applied).
+        config: Its path, to name it in errors.
+        probe_samples: Samples the affinity probe takes from the val
+            loader, if it runs.
+
+    Returns:
+        The config's tasks.
+
+    Raises:
+        UserError / ValueError: one line naming the config and the fault.
+    """
+    from .configs import config_tasks
+    tasks = config_tasks(cfg)
+    # they name config keys, folders and the tree config's text
+    bad = [t for t in tasks if not t.isidentifier()]
+    if bad:
+        raise UserError(
+            f'{config}: task name(s) {short_repr(bad, 120)} are not '
+            'Python identifiers; the tree config names tasks as keys. '
+            'Rename them (letters, digits, _)')
+    if len(tasks) < 2:
+        raise ValueError(
+            f'{config}: a branched network needs at least two tasks, '
+            f'the config has {len(tasks)}: {tasks}')
+    check_data_tasks(cfg, tasks, config)
+    check_probe(cfg, config, probe_samples)
+    return tasks

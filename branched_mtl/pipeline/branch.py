@@ -15,22 +15,15 @@ rerun when its inputs are unchanged):
    same size, trained and tested,
 5. the report (``report.md`` with tables and figures).
 """
-import contextlib
-import copy
-import gc
 import math
 import os
 import os.path as osp
-import sys
-import time
 from typing import Any, Callable, Dict, List, Optional
 
 from mmengine.config import Config
 
-from branched_mtl.apis import (add_affinity_hook, config_tasks,
-                               single_task_config)
-from branched_mtl.apis.checks import check_data_tasks, check_probe
-from branched_mtl.apis.runner import evaluate, load_config, train
+from branched_mtl.apis import add_affinity_hook, single_task_config
+from branched_mtl.apis.checks import check_multi_task_config
 from branched_mtl.models import describe_model
 from branched_mtl.models.describe import add_block_flops
 from branched_mtl.tree import (all_shared, count_tree_params, fully_separate,
@@ -38,33 +31,22 @@ from branched_mtl.tree import (all_shared, count_tree_params, fully_separate,
                                validate_branches)
 from branched_mtl.tree.budget import Budget, is_flops_budget
 from branched_mtl.tree.builder import ModelBlocks, build_tree
-from branched_mtl.utils.checkpoints import resume_candidates
 from branched_mtl.utils.errors import UserError, short_repr
 from branched_mtl.utils.io import write_text_atomic
 from branched_mtl.utils.lock import WorkDirLock
 from branched_mtl.utils.paths import check_work_dir
-from .selection import (best_checkpoint, read_probe_curve, set_selection,
-                        still_improving)
+from .selection import set_selection
 from .costs import CostBook
 from .methods import AffinityMethod, MethodContext, build_method
-from .stages import (Progress, StageBook, fingerprint, format_duration,
-                     start_training)
-from .steps import TOOLS, LogFileOnly, run_step
+from .stage_runner import StageRunner, config_text
+from .stages import Progress, StageBook, fingerprint, format_duration
 
 LAUNCHERS = ('none', 'pytorch', 'slurm')
 METHODS = ('auto', 'exact', 'beam')
 MAX_SEED = 2**32 - 1  # numpy's seeds
 
 
-def config_text(cfg: Config) -> str:
-    """The config as text for fingerprints, without the tool settings in
-    ``branch`` (they do not change how a model trains)."""
-    cfg = copy.deepcopy(cfg)
-    cfg.pop('branch', None)
-    return cfg.pretty_text
-
-
-class BranchJob:
+class BranchJob(StageRunner):
     """Runs the whole method on a multi-task config.
 
     Args:
@@ -106,30 +88,18 @@ class BranchJob:
                  log: Callable[[str], None] = print) -> None:
         # '' would become the current folder
         check_work_dir(work_dir, '--work-dir', create=False)
-        self.config = osp.abspath(config)
-        self.work_dir = osp.abspath(work_dir)
+        super().__init__(config, work_dir, launcher=launcher, gpus=gpus,
+                         partition=partition, seed=seed, log=log)
         self.affinity_method = affinity
         self.alpha = alpha
         self.method = method
         self.top_n = top_n
-        self.launcher = launcher
-        self.gpus = gpus
-        self.partition = partition
-        self.seed = seed
-        self.log = log
-        self.book = StageBook(self.work_dir)
-        self.cfg = Config.fromfile(self.config)
-        self.settings = dict(self.cfg.get('branch', {}))
         # checked in _check_options, never rounded (2.9 is not 2 trees)
         self._random_trees_option = ('--random-trees' if random_trees
                                      is not None else 'branch.random_trees')
         self.random_trees = (random_trees if random_trees is not None
                              else self.settings.get('random_trees', 3))
         self._budget_arg = budget
-        self.results: Dict[str, Dict[str, Any]] = {}
-        # run() gives it the stages; empty, a stage run on its own
-        # (_train_and_test from another tool) reports to nothing
-        self._progress = Progress([], log)
         self._check_inputs()
 
     # ------------------------------------------------------------ checks
@@ -152,24 +122,8 @@ class BranchJob:
         if self.random_trees < 0:
             raise ValueError(f'random_trees must be >= 0, got '
                              f'{self.random_trees}')
-        self.tasks = config_tasks(self.cfg)
-        # they name config keys, folders and the tree config's text
-        bad = [t for t in self.tasks if not t.isidentifier()]
-        if bad:
-            raise UserError(
-                f'{self.config}: task name(s) {short_repr(bad, 120)} are not '
-                'Python identifiers; the tree config names tasks as keys. '
-                'Rename them (letters, digits, _)')
-        if len(self.tasks) < 2:
-            raise ValueError(
-                f'{self.config}: a branched network needs at least two tasks, '
-                f'the config has {len(self.tasks)}: {self.tasks}')
-        # the data label every task, the evaluators score only those, and
-        # the val loader (every decision reads it) reads neither a test
-        # image nor a training sample
-        check_data_tasks(self.cfg, self.tasks, self.config)
-        check_probe(self.cfg, self.config,
-                    self._probe().get('num_samples'))
+        self.tasks = check_multi_task_config(
+            self.cfg, self.config, self.probe_settings().get('num_samples'))
         self.decider.check(self)
         self.info = describe_model(self.cfg.model.to_dict())
         nb = len(self.info['block_names'])
@@ -252,121 +206,6 @@ class BranchJob:
             return None
         return int(self.budget)
 
-    def _dir(self, *parts: str) -> str:
-        return osp.join(self.work_dir, *parts)
-
-    def config_text(self) -> str:
-        """The job's config as fingerprint text (see :func:`config_text`)."""
-        return config_text(self.cfg)
-
-    def _train(self, name: str, cfg: Config, folder: str) -> str:
-        """Train ``cfg`` in ``folder`` (resuming a killed run); return the
-        checkpoint the probe score chose."""
-        os.makedirs(folder, exist_ok=True)
-        cfg.randomness = dict(cfg.get('randomness') or {}, seed=self.seed)
-        # a killed run of other inputs (seed, config, processes) is
-        # cleared, never resumed
-        start_training(name, folder, config_text(cfg),
-                       dict(seed=self.seed, gpus=self.gpus), self.log)
-        cfg_path = osp.join(folder, 'config.py')
-        cfg.dump(cfg_path)
-        # any checkpoint there is this stage's (a changed stage's folder is
-        # cleared): resume from the newest one that loads, whatever
-        # last_checkpoint says
-        resume = bool(resume_candidates(folder))
-        if self.launcher == 'none':
-            run_cfg = load_config(cfg_path, folder, resume=resume)
-            # unique names keep in-process runs' message hubs apart
-            run_cfg.experiment_name = f'{name}_{time.time_ns()}'
-            with contextlib.redirect_stdout(LogFileOnly()):
-                train(run_cfg)
-            # the finished runner's loaders (persistent workers) are freed
-            # here, not in a later run's forked worker, where their clean-up
-            # fails with 'can only test a child process' on the console
-            gc.collect()
-        else:
-            env = dict(os.environ, PYTHON=sys.executable)
-            if self.launcher == 'pytorch':
-                cmd = ['bash', osp.join(TOOLS, 'dist_train.sh'), cfg_path,
-                       str(self.gpus)]
-            else:
-                env.update(GPUS=str(self.gpus),
-                           GPUS_PER_NODE=str(min(self.gpus, 8)))
-                cmd = ['bash', osp.join(TOOLS, 'slurm_train.sh'),
-                       self.partition, f'branch_{name}', cfg_path]
-            cmd += ['--work-dir', folder] + (['--resume'] if resume else [])
-            run_step(name, cmd, folder, env)
-        if not osp.isfile(osp.join(folder, 'last_checkpoint')):
-            raise RuntimeError(f'{name}: training left no checkpoint in '
-                               f'{folder}')
-        return best_checkpoint(folder)
-
-    def _train_and_test(self, name: str, cfg: Config, folder: str,
-                        fp: str, extra: Optional[dict] = None) -> dict:
-        done = self.book.done(name, fp)
-        if done is not None:
-            self.log(f'  {name}: done earlier, skipped')
-            self._progress.skipped()
-            return done
-        if self.book.stale(name, fp):
-            self.log(f'  {name}: inputs changed, running again')
-            self.book.reset(name, folder)
-        ckpt = self._train(name, cfg, folder)
-        # the test split, read once: the checkpoint the probe chose
-        test_cfg = load_config(osp.join(folder, 'config.py'),
-                               osp.join(folder, 'test'))
-        test_cfg.experiment_name = f'{name}_test_{time.time_ns()}'
-        with contextlib.redirect_stdout(LogFileOnly()):
-            metrics = evaluate(test_cfg, ckpt)
-        gc.collect()  # as after training
-        curve = read_probe_curve(folder)
-        best = max(curve, key=lambda r: r['score']) if curve else {}
-        max_iters = cfg.train_cfg.max_iters
-        # the report applies the same check to the stored curve
-        if still_improving(curve, max_iters,
-                           delta_m=not name.startswith('single')):
-            self.log(f'  WARNING {name}: the probe score still improved over '
-                     f'the last fifth of its {max_iters} iterations; the '
-                     'schedule may be too short for it to converge')
-        result = dict(checkpoint=ckpt, config=osp.join(folder, 'config.py'),
-                      metrics=metrics, probe=best,
-                      curve=[[int(r['step']), float(r['score'])]
-                             for r in curve], **(extra or {}))
-        self.book.finish(name, fp, result)
-        return result
-
-    def _with_tree(self, branches: Optional[list]) -> Config:
-        cfg = copy.deepcopy(self.cfg)
-        cfg.model.encoder.branches = branches
-        return self._select_multi_task(cfg)
-
-    def _select_multi_task(self, cfg: Config) -> Config:
-        """Best checkpoint by Δm on the probe split against the single-task
-        models' best probe values (the single-task models' own rule)."""
-        from .report import primary_keys
-        primary_cfg = dict(self.cfg.get('val_evaluator', {}).get('primary')
-                           or {})
-        reference, primary = {}, {}
-        for task in self.tasks:
-            probe = self.results[f'single_task/{task}'].get('probe') or {}
-            key = primary_keys(probe, [task], primary_cfg)[task]
-            reference[task] = probe[key]
-            primary[task] = key[len(task) + 1:]
-        zero = [t for t, v in reference.items() if v == 0]
-        if zero:
-            # Δm divides by these values: the multi-task models could not be
-            # compared or selected (their validation would fail mid-run)
-            raise UserError(
-                'the single-task model(s) of ' + ', '.join(
-                    f'{t!r} scored 0 on {primary[t]}' for t in zero) +
-                ' on the probe split (best of '
-                + ', '.join(self._dir('single_task', t) for t in zero) +
-                '), and Δm, by which the multi-task models are compared and '
-                'their checkpoints chosen, divides by that value. Train '
-                'longer (train_cfg.max_iters) or check those tasks\' data; '
-                'the finished stages are kept')
-        return set_selection(cfg, reference, primary)
-
     # ------------------------------------------------------------ stages
     def stages(self) -> List[str]:
         names = [f'single_task/{t}' for t in self.tasks]
@@ -426,7 +265,7 @@ class BranchJob:
                                   self.work_dir)
         progress = self._progress.start
 
-        probe = self._probe()
+        probe = self.probe_settings()
         single_fps = {}
         for task in self.tasks:
             progress(f'single_task/{task}')
@@ -434,8 +273,8 @@ class BranchJob:
                 single_task_config(self.cfg, task), **probe))
             fp = fingerprint('single_task', self.seed, config_text(cfg))
             single_fps[task] = fp
-            self.results[f'single_task/{task}'] = self._train_and_test(
-                f'single_task/{task}', cfg, self._dir('single_task', task),
+            self.results[f'single_task/{task}'] = self.train_and_test(
+                f'single_task/{task}', cfg, self.folder('single_task', task),
                 fp)
 
         affinity_path = None
@@ -461,18 +300,18 @@ class BranchJob:
         self._progress.set_weights(self._stage_weights(branches))
 
         progress('branched')
-        branched_cfg = self._select_multi_task(
+        branched_cfg = self.select_multi_task(
             Config.fromfile(tree['config']))
-        self.results['branched'] = self._train_and_test(
-            'branched', branched_cfg, self._dir('branched'),
+        self.results['branched'] = self.train_and_test(
+            'branched', branched_cfg, self.folder('branched'),
             fingerprint('branched', tree_fp, self.seed,
                         config_text(branched_cfg)),
             dict(branches=branches))
 
         progress('all_shared')
-        shared_cfg = self._with_tree(None)
-        self.results['all_shared'] = self._train_and_test(
-            'all_shared', shared_cfg, self._dir('all_shared'),
+        shared_cfg = self.with_tree(None)
+        self.results['all_shared'] = self.train_and_test(
+            'all_shared', shared_cfg, self.folder('all_shared'),
             fingerprint('all_shared', self.seed, config_text(shared_cfg)),
             dict(branches=all_shared(self.tasks, len(branches))))
 
@@ -483,9 +322,9 @@ class BranchJob:
                                     tree_rng(self.seed, branches, self.tasks))
         for k, rand in enumerate(randoms):
             progress(f'random/{k}')
-            cfg = self._with_tree(rand)
-            self.results[f'random/{k}'] = self._train_and_test(
-                f'random/{k}', cfg, self._dir('random', str(k)),
+            cfg = self.with_tree(rand)
+            self.results[f'random/{k}'] = self.train_and_test(
+                f'random/{k}', cfg, self.folder('random', str(k)),
                 fingerprint('random', tree_fp, k, self.seed,
                             config_text(cfg)), dict(branches=rand))
 
@@ -503,18 +342,13 @@ class BranchJob:
                  f'{format_duration(elapsed)}; report: {report}')
         return self.results
 
-    def _probe(self) -> dict:
-        """AffinityHook settings: the same K held-out samples in every run."""
-        return dict(self.settings.get('probe', dict(dataset='val',
-                                                    num_samples=64)))
-
     def _affinity_book(self) -> StageBook:
         """Where the affinity stage is recorded (the job's own book; a
         comparison's budget sweep shares one affinity per seed)."""
         return self.book
 
     def _affinity(self, fp: str) -> str:
-        path = self._dir('affinity', 'affinity.json')
+        path = self.folder('affinity', 'affinity.json')
         book = self._affinity_book()
         done = book.done('affinity', fp)
         if done is not None and osp.isfile(path):
@@ -526,7 +360,7 @@ class BranchJob:
         return path
 
     def _tree(self, fp: str, affinity_path: str) -> dict:
-        out = self._dir('tree', 'branched.py')
+        out = self.folder('tree', 'branched.py')
         done = self.book.done('tree', fp)
         if done is not None and osp.isfile(out):
             self.log('  tree: done earlier, skipped')
@@ -555,7 +389,7 @@ class BranchJob:
         (``tree/branched.py``, drawn beside it) like the searched trees."""
         from branched_mtl.tree import write_tree_config
         from branched_mtl.tree.draw import draw_tree
-        out = self._dir('tree', 'branched.py')
+        out = self.folder('tree', 'branched.py')
         done = self.book.done('tree', fp)
         if done is not None and osp.isfile(out):
             self.log('  tree: done earlier, skipped')
@@ -565,13 +399,13 @@ class BranchJob:
         key = self.decider.settings_key
         settings = self.cfg.get(key) if key else None
         ctx = MethodContext(
-            job=self, name=name, work_dir=self._dir('tree'),
+            job=self, name=name, work_dir=self.folder('tree'),
             settings=settings.to_dict() if hasattr(settings, 'to_dict')
             else settings, settings_config=self.config,
             budget_text=(None if self._budget_arg is None
                          else str(self._budget_arg)),
-            alpha=self.alpha, costs=CostBook(self._dir('tree')),
-            key=lambda part: part, seed_dir=self._dir, methods=[name],
+            alpha=self.alpha, costs=CostBook(self.folder('tree')),
+            key=lambda part: part, seed_dir=self.folder, methods=[name],
             inputs=fp, log=self.log)
         decision = self.decider.decide(ctx)
         if decision.branches is None:

@@ -19,7 +19,7 @@ Per seed ``s`` (``<work_dir>/seed_<s>/``):
 Every model trains with the config's schedule and seed, keeps its best
 probe checkpoint by MultiTaskMetric's ``score`` (Δm against the single-task
 models' best probe values for multi-task models) and reads the test split
-once: the main job's ``_train_and_test``. A finished method (its record in
+once: the stage runner's ``train_and_test``. A finished method (its record in
 ``seed_<s>/compare/stages/`` with the same inputs) is not rerun; a method
 that fails is recorded with its reason and the others go on.
 
@@ -311,8 +311,8 @@ class Comparison:
             name, cfg, fp = single_task_stage(shared, task)
             if shared.book.done(name, fp) is None:
                 with costs.measure(name):
-                    shared.results[name] = shared._train_and_test(
-                        name, cfg, shared._dir('single_task', task), fp)
+                    shared.results[name] = shared.train_and_test(
+                        name, cfg, shared.folder('single_task', task), fp)
             else:
                 shared.results[name] = shared.book.done(name, fp)
         out['single_task'] = self._method(
@@ -401,10 +401,10 @@ class Comparison:
     # ------------------------------------------------------------ methods
     def _all_shared(self, shared: BranchJob, shape: tuple) -> Dict:
         from branched_mtl.tree import all_shared
-        cfg = shared._with_tree(None)
+        cfg = shared.with_tree(None)
         nb = len(shared.info['block_names'])
-        result = shared._train_and_test(
-            'all_shared', cfg, shared._dir('all_shared'),
+        result = shared.train_and_test(
+            'all_shared', cfg, shared.folder('all_shared'),
             fingerprint('all_shared', shared.seed, config_text(cfg)),
             dict(branches=all_shared(shared.tasks, nb)))
         shared.results['all_shared'] = result
@@ -485,8 +485,8 @@ class Comparison:
         imports += [m for m in decision.imports if m not in imports]
         cfg.custom_imports = dict(imports=imports,
                                   allow_failed_imports=False)
-        cfg = shared._select_multi_task(cfg)
-        result = shared._train_and_test(
+        cfg = shared.select_multi_task(cfg)
+        result = shared.train_and_test(
             self._key(f'{method}/model'), cfg,
             self._mdir(shared.seed, method, 'model'),
             fingerprint(method, decision.fingerprint, shared.seed,
@@ -509,18 +509,18 @@ class Comparison:
             ``{'tree': ..., 'random/<k>': ...}``.
         """
         def run(name: str, tree: list, fp: str, cfg: Config) -> dict:
-            return measure_result(shared._train_and_test(
+            return measure_result(shared.train_and_test(
                 self._key(f'{method}/{name}'), cfg,
                 self._mdir(shared.seed, method, *name.split('/')), fp,
                 dict(branches=tree)), shape)
 
-        cfg = shared._with_tree(branches)
+        cfg = shared.with_tree(branches)
         models = {'tree': run('tree', branches, tree_fp(cfg), cfg)}
         randoms = random_trees_like(
             branches, shared.tasks, self.random_trees,
             tree_rng(shared.seed, branches, shared.tasks))
         for k, rand in enumerate(randoms):
-            cfg = shared._with_tree(rand)
+            cfg = shared.with_tree(rand)
             models[f'random/{k}'] = run(f'random/{k}', rand,
                                         random_fp(k, cfg), cfg)
         return models

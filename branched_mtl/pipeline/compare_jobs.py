@@ -63,20 +63,20 @@ class MethodJob(BranchJob):
         self.cost_prefix = cost_prefix
         super().__init__(*args, **kwargs)
 
-    def _dir(self, *parts: str) -> str:
+    def folder(self, *parts: str) -> str:
         # the affinity readers (RSA probes, the sweep's --single-task-dir)
         # find the shared single-task models here
         if parts and parts[0] in SHARED_STAGES:
-            return self.shared._dir(*parts)
+            return self.shared.folder(*parts)
         if parts and parts[0] == 'affinity' and self.affinity_dir:
             return osp.join(self.affinity_dir, *parts)
-        return super()._dir(*parts)
+        return super().folder(*parts)
 
-    def _train_and_test(self, name: str, cfg: Config, folder: str,
+    def train_and_test(self, name: str, cfg: Config, folder: str,
                         fp: str, extra: Optional[dict] = None) -> dict:
         if name.split('/')[0] in SHARED_STAGES:
-            return self.shared._train_and_test(name, cfg, folder, fp, extra)
-        return super()._train_and_test(name, cfg, folder, fp, extra)
+            return self.shared.train_and_test(name, cfg, folder, fp, extra)
+        return super().train_and_test(name, cfg, folder, fp, extra)
 
     def _affinity_book(self) -> StageBook:
         return (StageBook(self.affinity_dir) if self.affinity_dir
@@ -84,14 +84,14 @@ class MethodJob(BranchJob):
 
     def _affinity(self, fp: str) -> str:
         if self._affinity_book().done('affinity', fp) is not None and \
-                osp.isfile(self._dir('affinity', 'affinity.json')):
+                osp.isfile(self.folder('affinity', 'affinity.json')):
             return super()._affinity(fp)
         with self.costs.measure(f'{self.affinity_method}/affinity'):
             return super()._affinity(fp)
 
     def _tree(self, fp: str, affinity_path: str) -> dict:
         if self.book.done('tree', fp) is not None and osp.isfile(
-                self._dir('tree', 'branched.py')):
+                self.folder('tree', 'branched.py')):
             return super()._tree(fp, affinity_path)
         key = '/'.join(filter(None, [self.cost_prefix, self.affinity_method,
                                      'tree']))
@@ -112,7 +112,7 @@ def single_task_stage(job: BranchJob, task: str) -> Tuple[str, Config, str]:
     # AffinityHook included: it runs after training and changes nothing in
     # it, and the main job's fingerprint covers it
     cfg = set_selection(add_affinity_hook(
-        single_task_config(job.cfg, task), **job._probe()))
+        single_task_config(job.cfg, task), **job.probe_settings()))
     return (f'single_task/{task}', cfg,
             fingerprint('single_task', job.seed, config_text(cfg)))
 
@@ -131,8 +131,8 @@ def train_single_task(job: BranchJob, task: str, tag: str) -> dict:
     """
     job.log(f'[{tag}] single_task/{task}')
     name, cfg, fp = single_task_stage(job, task)
-    job.results[name] = job._train_and_test(
-        name, cfg, job._dir('single_task', task), fp)
+    job.results[name] = job.train_and_test(
+        name, cfg, job.folder('single_task', task), fp)
     return job.results[name]
 
 

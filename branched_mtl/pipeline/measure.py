@@ -174,18 +174,18 @@ def measure_tag(job: Any, path: str, fp: str) -> str:
     from branched_mtl.apis.configs import _set_custom_hook
     from branched_mtl.apis.schedules import set_train_iters
     settings = tag_settings(job.settings)
-    folder = job._dir('affinity', 'tag_run')
+    folder = job.folder('affinity', 'tag_run')
     if job.book.stale('affinity', fp) and osp.isdir(folder):
         job.log('  affinity: inputs changed, the TAG run starts again')
         shutil.rmtree(folder)
-    cfg = job._with_tree(None)
+    cfg = job.with_tree(None)
     if settings['iters'] is not None:
         set_train_iters(cfg, settings['iters'])
     _set_custom_hook(cfg, dict(type='TagHook',
                                interval=settings['interval'],
                                splits=settings['splits']))
     start = time.perf_counter()
-    job._train('affinity_tag', copy.deepcopy(cfg), folder)
+    job.train('affinity_tag', copy.deepcopy(cfg), folder)
     wall = time.perf_counter() - start
     doc = load_affinity(osp.join(folder, 'tag', 'affinity.json'))
     meta = dict(doc['meta'], run_dir=folder,

@@ -75,7 +75,7 @@ def summarise_seeds(jobs: Sequence[BranchJob]) -> Dict[str, Any]:
             values['params'].append(float(row['params']))
         models[kind] = values
     trees = [job.results['branched']['branches'] for job in jobs]
-    paths = [job._dir('affinity', 'affinity.json') for job in jobs]
+    paths = [job.folder('affinity', 'affinity.json') for job in jobs]
     # a method that decides without an affinity leaves none
     affinities = ([load_affinity(p) for p in paths]
                   if all(osp.isfile(p) for p in paths) else [])

@@ -54,4 +54,4 @@ def test_zero_probe_reference_stops_before_multi_task_training(tmp_path):
     with pytest.raises(ValueError, match=r"single-task model\(s\) of 'sum' "
                        r'scored 0 on accuracy/top1 on the probe split.*'
                        r'Train longer'):
-        job._select_multi_task(job.cfg)
+        job.select_multi_task(job.cfg)

@@ -33,7 +33,7 @@ def fake_job(tmp_path, seed, branched_delta, random_deltas, tree, aff):
         seed=seed, tasks=TASKS, work_dir=str(wd),
         summary=dict(rows=rows, keys=KEYS),
         results=dict(branched=dict(branches=tree)),
-        _dir=lambda *p, wd=wd: osp.join(str(wd), *p),
+        folder=lambda *p, wd=wd: osp.join(str(wd), *p),
         info=dict(block_names=['stem', 'layer1']), config='cfg.py',
         affinity_method='rsa', alpha=None, budget=200,
         run=lambda: None)

@@ -65,7 +65,7 @@ def trap_training(monkeypatch, module):
 
 def test_stage_killed_then_rerun_with_another_seed(tmp_path, monkeypatch):
     from branched_mtl.pipeline import BranchJob
-    from branched_mtl.pipeline import branch as branch_module
+    from branched_mtl.pipeline import stage_runner as branch_module
     cfg = write_main_config(tmp_path, LONG)
     wd = tmp_path / 'wd'
     left = wd / 'single_task' / 'left'

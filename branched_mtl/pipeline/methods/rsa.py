@@ -15,5 +15,5 @@ class RSAMethod(AffinityMethod):
 
     def measure(self, job: Any, path: str, fp: str) -> None:
         tasks, layers, aff, meta = collect_rsa(
-            [job._dir('single_task', t) for t in job.tasks], tasks=job.tasks)
+            [job.folder('single_task', t) for t in job.tasks], tasks=job.tasks)
         save_affinity(path, tasks, layers, 'rsa', aff, meta)

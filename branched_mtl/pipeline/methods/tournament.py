@@ -18,7 +18,7 @@ def sweep_argv(job: Any) -> List[str]:
     """``branch.sweep`` as the options of tools/sweep_recombination.py
     (the cost cutters: mode, iters, data_fraction, ...)."""
     sweep = dict(job.settings.get('sweep') or {})
-    sweep.setdefault('probe_samples', job._probe().get('num_samples', 64))
+    sweep.setdefault('probe_samples', job.probe_settings().get('num_samples', 64))
     argv = []
     for key, value in sorted(sweep.items()):
         argv += [f'--{str(key).replace("_", "-")}', str(value)]
@@ -75,10 +75,10 @@ class TournamentMethod(AffinityMethod):
                 'tournament affinity with --launcher slurm: run '
                 'tools/sweep_recombination.py --launcher slurm, then '
                 'rerun tools/branch.py once the array finished')
-        sweep_dir = job._dir('affinity', 'sweep')
+        sweep_dir = job.folder('affinity', 'sweep')
         cmd = [sys.executable, osp.join(TOOLS, 'sweep_recombination.py'),
                job.config, '--work-dir', sweep_dir,
-               '--single-task-dir', job._dir('single_task')]
+               '--single-task-dir', job.folder('single_task')]
         # the sweep's cost cutters come from the config's branch.sweep
         # (checked in check)
         cmd += sweep_argv(job)

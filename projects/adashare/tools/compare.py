@@ -112,8 +112,8 @@ def run_seed(args, seed: int) -> Dict:
         ada_cfg = set_selection(Config.fromfile(record['config']),
                                 reference_probe, primary)
     else:
-        ada_cfg = job._select_multi_task(Config.fromfile(record['config']))
-    result = job._train_and_test(
+        ada_cfg = job.select_multi_task(Config.fromfile(record['config']))
+    result = job.train_and_test(
         'adashare', ada_cfg, osp.join(base, 'adashare'),
         fingerprint('adashare', seed, config_text(ada_cfg)),
         dict(policy=record['policy']))

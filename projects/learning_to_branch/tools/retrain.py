@@ -131,9 +131,9 @@ class RetrainJob(BranchJob):
                 continue
             if name == 'all_shared':
                 cfg.model.encoder.branches = None
-            cfg = self._select_multi_task(cfg)
-            self.results[name] = self._train_and_test(
-                name, cfg, self._dir(name),
+            cfg = self.select_multi_task(cfg)
+            self.results[name] = self.train_and_test(
+                name, cfg, self.folder(name),
                 fingerprint(name, self.seed, config_text(cfg)),
                 dict(branches=branches))
         return self.results
@@ -161,8 +161,8 @@ class RetrainJob(BranchJob):
 
     def train_deferred(self, name: str) -> str:
         """Train ``name`` in ``work_dir/name`` (no test yet)."""
-        folder = self._dir(name)
-        self._train(name, self.deferred_config(name), folder)
+        folder = self.folder(name)
+        self.train(name, self.deferred_config(name), folder)
         return folder
 
     def select_deferred(self, name: str, folder: str, extra: dict) -> dict:

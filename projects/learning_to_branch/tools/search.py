@@ -25,7 +25,6 @@ import math
 import os
 import os.path as osp
 import sys
-import tempfile
 import time
 import warnings
 from typing import Any, Dict, List, Optional
@@ -46,7 +45,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from branched_mtl.apis.configs import config_tasks  # noqa: E402
 from branched_mtl.apis.runner import train  # noqa: E402
 from branched_mtl.apis.schedules import set_train_iters  # noqa: E402
-from branched_mtl.pipeline.branch import BranchJob  # noqa: E402
+from branched_mtl.apis.checks import check_multi_task_config  # noqa: E402
+from branched_mtl.models import describe_model  # noqa: E402
 from branched_mtl.registry import DATASETS, build_stock  # noqa: E402
 from branched_mtl.tree import (count_tree_params, format_tree,  # noqa: E402
                                parse_budget, write_tree_config)
@@ -166,20 +166,15 @@ def _check_config(config: str, cfg: Config) -> List[str]:
         raise UserError(f'{config}: model.encoder.frozen_blocks='
                         f'{enc.frozen_blocks}: frozen blocks cannot be '
                         'branched; set it to 0 for the search')
-    checked = copy.deepcopy(cfg)
-    # tools/branch.py's own settings do not concern the search: no
-    # affinity probe (one sample keeps its size check out of the way)
-    checked.branch = dict(probe=dict(dataset='val', num_samples=1))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = osp.join(tmp, 'config.py')
-        checked.dump(path)
-        try:
-            BranchJob(path, osp.join(tmp, 'unused'), alpha=0.0,
-                      random_trees=0)
-        except ValueError as e:
-            # name the user's config, not the checked copy
-            raise UserError(str(e).replace(osp.abspath(path), config)
-                            .replace(path, config)) from None
+    try:
+        # tools/branch.py's own settings do not concern the search: no
+        # affinity probe
+        check_multi_task_config(cfg, config, probe_samples=None)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    # the blocks the supergraph branches (a TypeError names a backbone
+    # without a block splitter)
+    describe_model(cfg.model.to_dict())
     return tasks
 
 
