@@ -72,3 +72,48 @@ def repeatability(affinities: Sequence, tasks: Sequence[str] = (),
     stacked = np.array(list(per_pair.values()))
     return dict(per_block=stacked.mean(axis=0).tolist(),
                 per_pair=per_pair, mean=float(stacked.mean()))
+
+
+def separation(affinities: Sequence, layers: Sequence[str] = (),
+               factor: float = 2.0) -> Dict[str, object]:
+    """Whether an affinity tells task pairs apart beyond the seeds' spread.
+
+    At each split, the mean affinity of every pair of distinct tasks over
+    the runs (seeds) is compared with how much one pair varies from run to
+    run. The split *separates* when the range of the pair means (largest
+    minus smallest) exceeds ``factor`` times the mean of the pairs' sample
+    standard deviations over runs. A split that does not separate orders
+    its task pairs by noise: a tree chosen there is chosen at random.
+
+    Args:
+        affinities: Two or more (L, N, N) affinities of the same tasks.
+        layers: The split names (only checked for length).
+        factor: How many standard deviations the range must exceed.
+
+    Returns:
+        ``per_split``: list of dicts with ``range`` (of the pair means),
+        ``spread`` (mean per-pair std over runs) and ``separates``;
+        ``separates_all`` (every split separates); ``flat`` (the splits
+        that do not, by index).
+    """
+    arrays = np.stack([np.asarray(a, float) for a in affinities])
+    if arrays.shape[0] < 2:
+        raise ValueError('separation needs the affinities of at least two '
+                         'runs (their spread is the yardstick)')
+    if arrays.shape[2] < 3 or arrays.shape[2] != arrays.shape[3]:
+        raise ValueError('separation needs (L, N, N) affinities of at least '
+                         f'3 tasks, got {arrays.shape[1:]}')
+    if layers and len(layers) != arrays.shape[1]:
+        raise ValueError(f'{len(layers)} split names for '
+                         f'{arrays.shape[1]} splits')
+    rows, cols = np.triu_indices(arrays.shape[2], k=1)
+    pairs = arrays[:, :, rows, cols]            # (runs, L, P)
+    means = pairs.mean(axis=0)                  # (L, P)
+    spread = pairs.std(axis=0, ddof=1).mean(axis=1)  # (L,)
+    ranges = means.max(axis=1) - means.min(axis=1)
+    per_split = [dict(range=float(r), spread=float(s),
+                      separates=bool(r > factor * s))
+                 for r, s in zip(ranges, spread)]
+    flat = [i for i, p in enumerate(per_split) if not p['separates']]
+    return dict(per_split=per_split, separates_all=not flat, flat=flat,
+                factor=factor)

@@ -43,6 +43,7 @@ from branched_mtl.utils import (UserError, dump_json_atomic,
                                 write_text_atomic)
 from branched_mtl.utils.lock import WorkDirLock
 from .branch import BranchJob, config_text
+from .compare_affinity import separation_markdown, separation_scores
 from .compare_jobs import (SHARED_STAGES, CostBook, MethodJob, NoProgress,
                            budget_tag, budget_view, measure_result,
                            single_task_stage)
@@ -195,6 +196,15 @@ class Comparison:
             lambda seed, method: self._seed_dir(seed, method, 'affinity',
                                                 'affinity.json'))
 
+    def _separation(self) -> Dict[str, Any]:
+        """Each affinity method's separation of the task pairs over the
+        seeds (one affinity per seed, whatever the budgets)."""
+        return separation_scores(
+            [m for m in self.methods
+             if isinstance(self.impls.get(m), AffinityMethod)], self.seeds,
+            lambda seed, method: self._seed_dir(seed, method, 'affinity',
+                                                'affinity.json'))
+
     def _use_budget(self, budget: Optional[str]) -> None:
         self.budget_text = budget
         self.tag = (budget_tag(budget) if budget is not None
@@ -254,6 +264,7 @@ class Comparison:
                                budget=self.budget_text, alpha=self.alpha,
                                seeds=self.seeds, budgets=self.budgets)
                 self._score_planted(summary, per_seed, first)
+                summary['separation'] = self._separation()
                 result = dict(summary, per_seed=per_seed)
             else:
                 by_budget = {}
@@ -268,7 +279,8 @@ class Comparison:
                 summary = dict(config=self.source, work_dir=self.work_dir,
                                seeds=self.seeds, budgets=self.budgets,
                                random_trees=self.random_trees,
-                               by_budget=by_budget)
+                               by_budget=by_budget,
+                               separation=self._separation())
                 result = dict(summary, per_seed=per_seed)
             dump_json_atomic(result,
                              osp.join(self.work_dir, 'comparison.json'))
@@ -289,6 +301,10 @@ class Comparison:
                                  f'`{b}`\n\n' + planted_markdown(
                                      part['planted'], self._labels()) +
                                  '\n')
+            if summary.get('separation'):
+                text += ('\n## Does each affinity separate the task pairs?'
+                         '\n\n' + separation_markdown(
+                             summary['separation'], self._labels()))
             write_text_atomic(text,
                               osp.join(self.work_dir, 'comparison.md'))
             self.log(text)

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Sequence
 import numpy as np
 
 from branched_mtl.affinity import load_affinity, repeatability
+from branched_mtl.affinity.repeatability import separation
 from branched_mtl.tree import format_tree
 from branched_mtl.utils import dump_json_atomic, write_text_atomic
 from .branch import BranchJob
@@ -79,16 +80,18 @@ def summarise_seeds(jobs: Sequence[BranchJob]) -> Dict[str, Any]:
     # a method that decides without an affinity leaves none
     affinities = ([load_affinity(p) for p in paths]
                   if all(osp.isfile(p) for p in paths) else [])
-    rep = None
+    rep = sep = None
     if len(jobs) > 1 and len(tasks) > 2 and affinities:
         rep = repeatability([a['affinity'] for a in affinities], tasks)
+        sep = separation([a['affinity'] for a in affinities],
+                         affinities[0]['layers'])
     beats = [bool(rows['branched']['delta_m'] >
                   rows['random (mean)']['delta_m'])
              for rows in per_seed if 'random (mean)' in rows]
     return dict(seeds=[job.seed for job in jobs], tasks=tasks, keys=keys,
                 models=models, trees=trees,
                 trees_agree=all(t == trees[0] for t in trees),
-                repeatability=rep, beats_random=beats,
+                repeatability=rep, separation=sep, beats_random=beats,
                 layers=(affinities[0]['layers'] if affinities
                         else list(jobs[0].info['block_names'])))
 
@@ -117,6 +120,26 @@ def seeds_report(summary: Dict[str, Any], jobs: Sequence[BranchJob]) -> str:
                     f'ordered alike by two seeds (mean over splits and pairs '
                     f'of seeds; the paper reports 86.2 %); per split: '
                     f'{per_block}')
+    sep = summary.get('separation')
+    if sep is None:
+        sep_text = ''
+    else:
+        cells = ', '.join(
+            f'{n} {p["range"]:.3g} vs {p["spread"]:.3g}'
+            + ('' if p['separates'] else ' (no)')
+            for n, p in zip(summary['layers'], sep['per_split']))
+        flat = [summary['layers'][i] for i in sep['flat']]
+        sep_text = (
+            '\n\nSeparation (range of the task pairs\' mean affinity '
+            f'against {sep["factor"]:g}x their mean std over seeds), per '
+            f'split: {cells}.' + (
+                f'\n\n**WARNING: the affinity does not separate the task '
+                f'pairs beyond the seeds\' spread at {", ".join(flat)}**: '
+                'the tree\'s groups there are chosen by noise. Measure '
+                'the affinity with more samples or a longer schedule '
+                '(for the tournament: the single-task schedule, '
+                'docs/comparison.md).' if flat else
+                ' Every split separates its task pairs.'))
     beats = summary['beats_random']
     d = summary['models']
     verdict = (
@@ -157,7 +180,7 @@ Seed {summary['seeds'][0]}'s tree by block:
 
 ## Repeatability of the affinity
 
-{rep_text}
+{rep_text}{sep_text}
 """
 
 

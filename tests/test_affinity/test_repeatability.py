@@ -4,6 +4,7 @@ import pytest
 from scipy.stats import kendalltau
 
 from branched_mtl.affinity import order_agreement, repeatability
+from branched_mtl.affinity.repeatability import separation
 
 
 def _sym(rng, n, blocks=2):
@@ -63,3 +64,41 @@ def test_bad_input():
         order_agreement(a, np.ones((2, 3, 3)))
     with pytest.raises(ValueError, match='at least 3 tasks'):
         order_agreement(np.ones((1, 2, 2)), np.ones((1, 2, 2)))
+
+
+def _seeds(pair_values, noise, runs=5, seed=0):
+    """(runs, L=1, 4, 4) symmetric affinities whose 6 task pairs have the
+    given means plus Gaussian noise of std ``noise``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    rows, cols = np.triu_indices(4, k=1)
+    for _ in range(runs):
+        a = np.eye(4)
+        v = np.asarray(pair_values) + rng.normal(0, noise, 6)
+        a[rows, cols] = v
+        a[cols, rows] = v
+        out.append(a[None])
+    return out
+
+
+def test_separation_tells_signal_from_noise():
+    # pairs 0.1 .. 0.6 apart, seeds agree within 0.01: separates
+    clear = separation(_seeds(np.linspace(0.1, 0.6, 6), 0.01), ['layer4'])
+    assert clear['separates_all'] and clear['flat'] == []
+    split = clear['per_split'][0]
+    assert split['range'] == pytest.approx(0.5, abs=0.03)
+    assert split['spread'] == pytest.approx(0.01, rel=0.5)
+    # the tournament of make demo: every pair near 0.03, seeds spread as
+    # much as the pairs differ: flagged
+    noise = separation(_seeds(np.full(6, 0.03), 0.02), ['layer4'])
+    assert not noise['separates_all'] and noise['flat'] == [0]
+    # the yardstick is the factor times the spread
+    edge = separation(_seeds(np.linspace(0.1, 0.6, 6), 0.01), factor=100)
+    assert edge['flat'] == [0]
+
+
+def test_separation_refuses_what_it_cannot_judge():
+    with pytest.raises(ValueError, match='at least two runs'):
+        separation(_seeds(np.zeros(6), 0.0, runs=1))
+    with pytest.raises(ValueError, match='2 split names for 1 splits'):
+        separation(_seeds(np.zeros(6), 0.0), ['a', 'b'])

@@ -83,6 +83,27 @@ def test_run_seeds_writes_report_and_json(tmp_path):
     assert '2.00 ± 1.00' in text
     assert 'Same tree in every seed: **yes**' in text
     assert '100.0%' in text  # the order of the pairs never changed
+    # pairs 0.9, 0.5 and 0.1..0.3 with one pair moving 0.1 per seed:
+    # separated beyond the spread at both splits
+    assert 'Every split separates its task pairs' in text
+    assert 'WARNING' not in text
     assert (tmp_path / 'seeds.json').is_file()
     with pytest.raises(ValueError, match='distinct'):
         run_seeds(make_job, str(tmp_path), [1, 1])
+
+
+def test_report_flags_an_affinity_that_does_not_separate(tmp_path):
+    """Three seeds whose task pairs swap order as much as they differ:
+    the report warns that the tree's groups are chosen by noise."""
+    orders = [(0.05, 0.04, 0.03), (0.03, 0.05, 0.04), (0.04, 0.03, 0.05)]
+
+    def make_job(seed, work_dir):
+        return fake_job(tmp_path, seed, 1.0, [0.0], SPLIT,
+                        _aff(orders[seed]))
+
+    summary = run_seeds(make_job, str(tmp_path), [0, 1, 2],
+                        log=lambda line: None)
+    assert summary['separation']['flat'] == [0, 1]
+    text = (tmp_path / 'report.md').read_text()
+    assert 'WARNING: the affinity does not separate the task pairs' in text
+    assert 'at stem, layer1' in text
