@@ -43,13 +43,13 @@ from branched_mtl.utils import (UserError, dump_json_atomic,
                                 write_text_atomic)
 from branched_mtl.utils.lock import WorkDirLock
 from .branch import BranchJob, config_text
-from .compare_affinity import separation_markdown, separation_scores
+from .compare_affinity import separation_scores
 from .compare_jobs import (SHARED_STAGES, CostBook, MethodJob, NoProgress,
                            budget_tag, budget_view, measure_result,
                            single_task_stage)
-from .compare_planted import planted_markdown, planted_scores
-from .compare_report import comparison_markdown, plot_comparison, summarise
-from .compare_sweep import plot_pareto, sweep_markdown
+from .compare_output import write_outputs
+from .compare_planted import planted_scores
+from .compare_report import summarise
 from .measure import input_shape
 from .methods import (REFERENCES, AffinityMethod, BaseMethod, Decision,
                       MethodContext, build_method, method_label,
@@ -282,31 +282,7 @@ class Comparison:
                                by_budget=by_budget,
                                separation=self._separation())
                 result = dict(summary, per_seed=per_seed)
-            dump_json_atomic(result,
-                             osp.join(self.work_dir, 'comparison.json'))
-            png = osp.join(self.work_dir, 'comparison.png')
-            if len(budgets) == 1:
-                plot_comparison(summary, png)
-                text = comparison_markdown(summary, png)
-                if 'planted' in summary:
-                    text += '\n## Against the planted groups\n\n' + \
-                        planted_markdown(summary['planted'],
-                                         self._labels()) + '\n'
-            else:
-                plot_pareto(summary, png)
-                text = sweep_markdown(summary, png)
-                for b, part in summary['by_budget'].items():
-                    if 'planted' in part:
-                        text += (f'\n## Against the planted groups, budget '
-                                 f'`{b}`\n\n' + planted_markdown(
-                                     part['planted'], self._labels()) +
-                                 '\n')
-            if summary.get('separation'):
-                text += ('\n## Does each affinity separate the task pairs?'
-                         '\n\n' + separation_markdown(
-                             summary['separation'], self._labels()))
-            write_text_atomic(text,
-                              osp.join(self.work_dir, 'comparison.md'))
+            text = write_outputs(result, self.work_dir, self._labels())
             self.log(text)
             self.log(f'[compare] {osp.join(self.work_dir, "comparison.md")}')
             return summary
