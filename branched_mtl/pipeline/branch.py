@@ -176,6 +176,7 @@ class BranchJob(StageRunner):
     def _parse_budget(self, text: Any) -> int:
         """The budget in parameters; a budget that rounds to nothing is
         refused instead of silently becoming 0."""
+        from branched_mtl.tree.budget import check_nonzero_budget
         try:
             budget = parse_budget(text, self.separate_params)
         except OverflowError:
@@ -183,20 +184,7 @@ class BranchJob(StageRunner):
                             'a parameter count') from None
         except ValueError as e:
             raise UserError(f'--budget: {e}') from None
-        if budget < 1:
-            hint = ''
-            try:
-                value = float(str(text))
-                if 0 < value < 1:
-                    hint = f' (did you mean {value:.0%}?)'
-            except ValueError:
-                pass
-            raise UserError(
-                f'--budget {short_repr(text)} is {budget} parameters, no '
-                'network fits; give a parameter count (25M, 300K, 1200000) '
-                'or a percentage of the single-task models together '
-                f'(60%){hint}')
-        return budget
+        return check_nonzero_budget(budget, text, '--budget')
 
     # ------------------------------------------------------------ helpers
     @property

@@ -8,6 +8,7 @@ import time
 from typing import Any, Dict, Iterator, Sequence
 
 from branched_mtl.utils import dump_json_atomic
+from branched_mtl.utils.device import device_name
 
 
 def _rusage_cpu() -> float:
@@ -18,13 +19,6 @@ def _rusage_cpu() -> float:
         use = resource.getrusage(who)
         total += use.ru_utime + use.ru_stime
     return total
-
-
-def _device() -> str:
-    import torch
-    if torch.cuda.is_available():
-        return f'GPU ({torch.cuda.get_device_name(0)})'
-    return f'CPU ({torch.get_num_threads()} threads)'
 
 
 class CostBook:
@@ -49,7 +43,7 @@ class CostBook:
         wall, cpu = time.perf_counter(), _rusage_cpu()
         yield
         wall, cpu = time.perf_counter() - wall, _rusage_cpu() - cpu
-        device = _device()
+        device = device_name()
         part = dict(wall_s=wall, cpu_s=cpu, device=device)
         if device.startswith('GPU'):
             # one device per run here (launcher none)

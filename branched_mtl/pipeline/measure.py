@@ -1,25 +1,24 @@
 """Measurements of the main job: size, FLOPs and throughput of a trained
 model (for the report), FLOPs budgets, and TAG's lookahead affinity (one
 all-shared training run with the TagHook)."""
-import logging
 import time
 from typing import Any, Dict, Mapping, Optional
 
 import torch
 from mmengine.analysis import get_model_complexity_info
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.runner import load_checkpoint
 
 from branched_mtl.registry import MODELS
+from branched_mtl.tree.flops import dataset_input_shape
+from branched_mtl.utils.console import quiet_logger
 
 
 def input_shape(cfg: Config) -> tuple:
-    """(C, H, W) of the test images, read from one test sample."""
-    from branched_mtl.registry import DATASETS, build_stock
-    dataset = build_stock(cfg.test_dataloader.dataset, DATASETS)
-    inputs = dataset[0]['inputs']
-    return tuple(inputs.shape)
+    """(C, H, W) of the test images, read from one test sample; an error
+    reading it is raised as it is (``tree.flops.config_input_shape`` turns
+    it into a hint to give the shape)."""
+    return dataset_input_shape(cfg.test_dataloader.dataset)
 
 
 def measure_model(cfg: Config, checkpoint: str, shape: tuple,
@@ -63,15 +62,10 @@ def model_size(model: torch.nn.Module, shape: tuple) -> Dict[str, float]:
         dict with ``params`` (int) and ``flops`` (one image).
     """
     # the FLOP counter warns about every op it skips (batch norm, pooling)
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
+    with quiet_logger():
         info = get_model_complexity_info(
             model, inputs=(torch.zeros(1, *shape), ), show_table=False,
             show_arch=False)
-    finally:
-        logger.setLevel(level)
     return dict(params=int(sum(p.numel() for p in model.parameters())),
                 flops=float(info['flops']))
 
@@ -191,7 +185,7 @@ def measure_tag(job: Any, path: str, fp: str) -> str:
     meta = dict(doc['meta'], run_dir=folder,
                 run_iters=int(cfg.train_cfg.max_iters),
                 run_wall_seconds=wall, seed=job.seed)
-    save_affinity(path, doc['tasks'], doc['layers'], 'tag', doc['affinity'],
+    save_affinity(path, doc['tasks'], doc['blocks'], 'tag', doc['affinity'],
                   meta)
     job.log(f'  affinity: TAG run of {meta["run_iters"]} iterations, '
             f'{meta["measurements"]} lookahead measurements '

@@ -4,7 +4,10 @@ import math
 import re
 from typing import Any, Optional
 
-__all__ = ['Budget', 'parse_budget', 'parse_size_budget', 'is_flops_budget']
+from branched_mtl.utils.errors import UserError, short_repr
+
+__all__ = ['Budget', 'parse_budget', 'parse_size_budget', 'is_flops_budget',
+           'check_nonzero_budget']
 
 _SUFFIX = {'': 1, 'K': 10**3, 'M': 10**6, 'G': 10**9, 'T': 10**12}
 _NUMBER = r'(\d+(?:\.\d*)?|\.\d+)'
@@ -142,3 +145,38 @@ def parse_budget(text: Any, separate_params: Optional[int] = None) -> int:
             f'(or 60% in tools/branch.py), or FLOPs per image like '
             f'3.5GFLOPs, got {text!r}')
     return int(round(float(m.group(1)) * _SUFFIX[m.group(2).upper()]))
+
+
+def check_nonzero_budget(budget: int, text: Any, option: str = '--budget',
+                         unit: str = 'params') -> int:
+    """Refuse a budget that rounds to nothing instead of letting it silently
+    become 0 (``'0.4'`` parameters is 0; the user likely meant 40 %).
+
+    Args:
+        budget: The budget as parsed (:func:`parse_budget`).
+        text: What the user wrote, for the message.
+        option: The option (or setting) it came from, for the message.
+        unit: ``'params'`` or ``'flops'``.
+
+    Returns:
+        ``budget``, when it is at least 1.
+
+    Raises:
+        UserError: (a ``ValueError``) naming the option and the text, with
+            a guess when the text is a fraction between 0 and 1.
+    """
+    if budget >= 1:
+        return budget
+    hint = ''
+    try:
+        value = float(str(text))
+        if 0 < value < 1:
+            hint = f' (did you mean {value:.0%}?)'
+    except ValueError:
+        pass
+    what, count = (('FLOPs', 'FLOPs') if unit == 'flops' else
+                   ('parameters', 'parameter'))
+    raise UserError(
+        f'{option} {short_repr(text)} is {budget} {what}, no network fits; '
+        f'give a {count} count (25M, 300K, 1200000) or a percentage of the '
+        f'single-task models together (60%){hint}')

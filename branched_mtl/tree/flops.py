@@ -12,13 +12,13 @@ multiply-add as one FLOP (as ``get_model_complexity_info`` and our reports
 do).
 """
 import copy
-import logging
 from typing import Any, Dict, Optional, Sequence, Tuple
 
+from branched_mtl.utils.console import quiet_logger
 from .branches import Branches, count_tree_params
 
 __all__ = ['tree_flops_info', 'count_tree_flops', 'parse_input_shape',
-           'config_input_shape', 'attention_flop_jit']
+           'dataset_input_shape', 'config_input_shape', 'attention_flop_jit']
 
 
 def attention_flop_jit(inputs: list, outputs: list) -> int:
@@ -69,6 +69,18 @@ def parse_input_shape(text: Any) -> Tuple[int, ...]:
     return shape
 
 
+def dataset_input_shape(dataset_cfg: Any) -> Tuple[int, ...]:
+    """(C, H, W) of the first sample of a data set config, as its pipeline
+    gives it to the model (e.g. ``cfg.test_dataloader.dataset``).
+
+    The data set is built from a copy (the config is left as it was); any
+    error of building or reading it is raised as it is.
+    """
+    from branched_mtl.registry import DATASETS, build_stock
+    dataset = build_stock(copy.deepcopy(dataset_cfg), DATASETS)
+    return tuple(int(s) for s in dataset[0]['inputs'].shape)
+
+
 def config_input_shape(cfg) -> Tuple[int, ...]:
     """(C, H, W) of one test image of the config, as the test pipeline
     gives it to the model (the shape the report's FLOPs are counted at).
@@ -76,17 +88,13 @@ def config_input_shape(cfg) -> Tuple[int, ...]:
     Raises:
         ValueError: when the test set cannot be read (give the shape).
     """
-    from branched_mtl.registry import DATASETS, build_stock
     try:
-        dataset = build_stock(copy.deepcopy(cfg.test_dataloader.dataset),
-                              DATASETS)
-        inputs = dataset[0]['inputs']
+        return dataset_input_shape(cfg.test_dataloader.dataset)
     except Exception as e:  # any reason the data is not there
         raise ValueError(
             f'the input size for FLOPs is read from the config\'s first test '
             f'image, which could not be loaded ({type(e).__name__}: '
             f'{str(e)[:200]}); give it as C,H,W (--input-shape)') from None
-    return tuple(int(s) for s in inputs.shape)
 
 
 def tree_flops_info(model_cfg: dict,
@@ -107,7 +115,6 @@ def tree_flops_info(model_cfg: dict,
     """
     import torch
     from mmengine.analysis import FlopAnalyzer
-    from mmengine.logging import MMLogger
 
     from branched_mtl.registry import MODELS
     shape = parse_input_shape(input_shape)
@@ -117,19 +124,13 @@ def tree_flops_info(model_cfg: dict,
     model.eval()
     # the analyzer warns about every op it does not count (batch norm,
     # pooling): the totals are what mmengine's complexity analysis gives
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with torch.no_grad():
-            analyzer = FlopAnalyzer(model, (torch.zeros(1, *shape), ))
-            analyzer.unsupported_ops_warnings(False)
-            analyzer.uncalled_modules_warnings(False)
-            total = int(analyzer.total())
-            blocks = [int(analyzer.total(f'encoder.nodes.{b}.0'))
-                      for b in range(model.encoder.num_blocks)]
-    finally:
-        logger.setLevel(level)
+    with quiet_logger(), torch.no_grad():
+        analyzer = FlopAnalyzer(model, (torch.zeros(1, *shape), ))
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        total = int(analyzer.total())
+        blocks = [int(analyzer.total(f'encoder.nodes.{b}.0'))
+                  for b in range(model.encoder.num_blocks)]
     return dict(block_names=list(model.encoder.block_names),
                 block_flops=blocks, head_flops=total - sum(blocks),
                 total=total, input_shape=list(shape))

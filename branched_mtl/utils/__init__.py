@@ -1,3 +1,4 @@
+from .device import device_name
 from .dist import prepare_cpu_distributed
 from .errors import (CheckpointError, CheckpointMissing, UserError,
                      WorkDirBusy, short_repr)
@@ -11,5 +12,5 @@ __all__ = [
     'prepare_cpu_distributed', 'UserError', 'CheckpointError',
     'CheckpointMissing', 'WorkDirBusy',
     'short_repr', 'WorkDirLock', 'check_work_dir', 'check_output_file',
-    'register_all_modules'
+    'register_all_modules', 'device_name'
 ]

@@ -25,11 +25,17 @@ be imported, so a tool filters that one itself first (as tools/train.py)::
     if __name__ == '__main__':
         quiet_known_warnings()
         main()
+
+:func:`quiet_logger` is for library code too: it holds back mmengine's
+lines below a level for one block (a parameter's init, an op a FLOP
+counter skips) and restores the logger's level after.
 """
+import contextlib
+import logging
 import re
 import sys
 import warnings
-from typing import Any, Tuple
+from typing import Any, Iterator, Tuple
 
 #: The start of mmcv-lite's import-time warning.
 MMCV_LITE_NOTICE = 'Fail to import ``MultiScaleDeformableAttention``'
@@ -75,13 +81,46 @@ class KnownNoticeFilter:
         return getattr(self.stream, name)
 
 
+def ignore_known_warnings() -> None:
+    """Ignore the Python warnings among :data:`KNOWN_NOTICES` (the log lines
+    are left as they are; :func:`quiet_known_warnings` drops both).
+
+    For tools whose ``main`` is also called in-process (the benchmarks);
+    safe to call more than once.
+    """
+    for notice in KNOWN_NOTICES:
+        warnings.filterwarnings('ignore', message=re.escape(notice))
+
+
 def quiet_known_warnings() -> None:
     """Leave :data:`KNOWN_NOTICES` out of this process's console.
 
     For our tools only (call it in ``main``, before any runner is built);
     safe to call more than once.
     """
-    for notice in KNOWN_NOTICES:
-        warnings.filterwarnings('ignore', message=re.escape(notice))
+    ignore_known_warnings()
     if not isinstance(sys.stdout, KnownNoticeFilter):
         sys.stdout = KnownNoticeFilter(sys.stdout)
+
+
+@contextlib.contextmanager
+def quiet_logger(level: int = logging.ERROR) -> Iterator[None]:
+    """mmengine's current logger lets only records of ``level`` and above
+    through inside the block, and gets its own level back after (an
+    exception included).
+
+    mmengine logs a line per initialised parameter at ``INFO`` (held back
+    by ``logging.WARNING``), and its FLOP analysis warns about every op it
+    does not count (held back by the default, ``logging.ERROR``).
+
+    Args:
+        level: The lowest level let through.
+    """
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)

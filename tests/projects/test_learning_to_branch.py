@@ -88,6 +88,62 @@ def test_forced_logits_equal_branched_encoder(mode):
             torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
 
 
+def test_init_weights_is_the_branched_encoders(tmp_path):
+    """The copies start as BranchedEncoder's do (the same code): every copy
+    of a block from the stock backbone's init_cfg, a checkpoint here; a
+    local checkpoint that does not exist is named before anything loads."""
+    torch.manual_seed(0)
+    stock = build_stock(BACKBONE)
+    with torch.no_grad():
+        for p in stock.parameters():
+            p.add_(torch.randn_like(p))
+    path = tmp_path / 'stock.pth'
+    torch.save(stock.state_dict(), path)
+    cfg = dict(BACKBONE,
+               init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    sg = LTBSupergraph(cfg, TASKS, num_nodes=2)
+    sg.init_weights()
+    for level, block in zip(sg.nodes, split_backbone(stock)):
+        want = block.module.state_dict()
+        for node in level:
+            got = node.state_dict()
+            for k, v in want.items():
+                torch.testing.assert_close(got[k], v)
+    missing = dict(BACKBONE, init_cfg=dict(
+        type='Pretrained', checkpoint=str(tmp_path / 'nope.pth')))
+    # BranchedEncoder's own message (mmengine's would not name the backbone)
+    with pytest.raises(FileNotFoundError,
+                       match=r'backbone mmpretrain\.ResNet: init_cfg '
+                       r"checkpoint '.*nope\.pth' does not exist"):
+        LTBSupergraph(missing, TASKS, num_nodes=2).init_weights()
+
+
+def test_block_flops_are_each_stock_blocks_own():
+    """encoder_sizes' per-block FLOPs (branched_mtl's tree_flops_info) are
+    those of each stock block traced alone on its input; the rest of the
+    all-shared network is the heads'."""
+    from mmengine.analysis import FlopAnalyzer
+
+    from projects.learning_to_branch.ltb import encoder_sizes
+    cfg = Config.fromfile(CONFIG)
+    shape = (3, 32, 64)
+    sizes = encoder_sizes(cfg.model.to_dict(), shape)
+    stock = build_stock(cfg.model.encoder.backbone)
+    stock.eval()  # mmpretrain's ResNet.train returns None
+    x, want = torch.zeros(1, *shape), []
+    with torch.no_grad():
+        for block in split_backbone(stock):
+            analyzer = FlopAnalyzer(block.module, (x, ))
+            analyzer.unsupported_ops_warnings(False)
+            analyzer.uncalled_modules_warnings(False)
+            want.append(float(analyzer.total()))
+            x = block.module(x)
+    assert sizes['flops'] == want and min(want) > 0
+    assert sizes['head_flops'] > 0
+    assert sizes['shared_flops'] == sum(want) + sizes['head_flops']
+    assert sizes['separate_flops'] == 5 * sum(want) + sizes['head_flops']
+
+
 def test_one_node_per_block_is_the_stock_backbone():
     """K = 1: every task reads the one chain of stock blocks."""
     torch.manual_seed(0)
@@ -250,6 +306,12 @@ def test_dense_config_unchanged(tmp_path):
     (UNSPLITTABLE, [], 'no block splitter for backbone mmpretrain'),
     (CARRY, [], "'carry'"),
     (None, ['--warmup', '50', '--iters', '10'], 'warm-up'),
+    # a budget that rounds to nothing, as tools/branch.py says it
+    (None, ['--budget', '0.4'], "--budget '0.4' is 0 parameters, no network "
+     'fits; give a parameter count (25M, 300K, 1200000) or a percentage of '
+     'the single-task models together (60%) (did you mean 40%?)'),
+    (None, ['--flops-budget', '0.5'], "--flops-budget '0.5' is 0 FLOPs, no "
+     'network fits'),
 ])
 def test_bad_input_names_it(tmp_path, capsys, override, extra, message):
     """A size no tree meets, a backbone whose blocks cannot be branched, a

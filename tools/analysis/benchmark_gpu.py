@@ -57,6 +57,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import benchmark_overhead as bo  # noqa: E402  (model configs, batches)
 
 from branched_mtl.registry import build_stock  # noqa: E402
+from branched_mtl.utils.console import (ignore_known_warnings,  # noqa: E402
+                                        quiet_logger)
 from branched_mtl.utils.io import dump_json_atomic  # noqa: E402
 
 # Dense peak TFLOP/s by device name (first match wins; a multiply-add is
@@ -112,7 +114,7 @@ def peak_for(device: str, override: Dict[str, Optional[float]]
 def build_model(name: str, spec: dict, backbone: str, channels_last: bool,
                 device: str, frozen_blocks: int = 0) -> torch.nn.Module:
     torch.manual_seed(0)
-    with bo.quiet_logger():
+    with quiet_logger():
         if spec['tree'] == 'stock':
             model = build_stock(bo.stock_model_cfg(backbone))
             model.init_weights()
@@ -137,7 +139,7 @@ def forward_gflops(model: torch.nn.Module, size: Sequence[int],
     from mmengine.analysis import FlopAnalyzer
     x = torch.zeros(1, 3, *size, device=device)
     model.eval()
-    with bo.quiet_logger(), torch.no_grad(), warnings.catch_warnings():
+    with quiet_logger(), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore')
         analyzer = FlopAnalyzer(model, (x, ))
         analyzer.unsupported_ops_warnings(False)
@@ -410,7 +412,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict:
-    warnings.filterwarnings('ignore', message='Default ``avg_non_ignore``')
+    ignore_known_warnings()
     args = parse_args(argv)
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         raise SystemExit('benchmark_gpu: --device cuda but no CUDA device; '

@@ -20,22 +20,19 @@ throughput), on the wall clock and on the process CPU clock (the steadier
 one on a CPU shared with other jobs; run with OMP_NUM_THREADS=1 there).
 """
 import argparse
-import contextlib
 import copy
-import logging
 import os
-import warnings
 import platform
 import statistics
 import time
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
-from mmengine.logging import MMLogger
 
 import branched_mtl  # noqa: F401  (compat before mmseg; registers our types)
 from branched_mtl.models.encoders.backbone_blocks import split_backbone
 from branched_mtl.registry import build_stock
+from branched_mtl.utils.console import ignore_known_warnings, quiet_logger
 from branched_mtl.utils.io import dump_json_atomic
 
 MEAN = [123.675, 116.28, 103.53]
@@ -149,18 +146,6 @@ def make_batch(batch: int, size: Tuple[int, int], num_classes: int = 19,
             dict(inputs=list(inputs), data_samples=our_samples))
 
 
-@contextlib.contextmanager
-def quiet_logger():
-    """mmengine logs a line per parameter at init; errors only."""
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def sync(device: str) -> None:
     if str(device).startswith('cuda'):
         torch.cuda.synchronize()
@@ -248,8 +233,9 @@ def check_same_loss(stock, ours, stock_data: dict, our_data: dict) -> float:
 
 
 def main() -> None:
-    # mmseg's note that avg_non_ignore is False: the same for both models
-    warnings.filterwarnings('ignore', message='Default ``avg_non_ignore``')
+    # e.g. mmseg's note that avg_non_ignore is False: the same for both
+    # models
+    ignore_known_warnings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', default='resnet50-d8',
                         choices=sorted(MODELS_))

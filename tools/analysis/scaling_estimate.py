@@ -35,7 +35,6 @@ Job counts: per-pair N*N*L (target, source, split), shared-bottom and
 in-process N*L (source, split; all N targets in one job).
 """
 import argparse
-import logging
 from typing import Any, Dict, List
 
 from mmengine.config import Config
@@ -43,6 +42,7 @@ from mmengine.registry import init_default_scope
 
 import branched_mtl  # noqa: F401
 from branched_mtl.tree.flops import tree_flops_info
+from branched_mtl.utils.console import quiet_logger
 from branched_mtl.utils.io import dump_json_atomic
 
 # (name, config, input C,H,W as the config's pipeline gives it)
@@ -62,8 +62,8 @@ def measure_flops(config: str, shape) -> Dict[str, Any]:
     """Config facts and mmengine FLOPs of its all-shared model."""
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'branched_mtl'))
-    logging.getLogger('mmengine').setLevel(logging.ERROR)
-    info = tree_flops_info(cfg.model, shape)
+    with quiet_logger():
+        info = tree_flops_info(cfg.model, shape)
     return dict(config=config, tasks=list(cfg.model.encoder.tasks),
                 max_iters=int(cfg.train_cfg.max_iters),
                 batch=int(cfg.train_dataloader.batch_size), **info)

@@ -14,6 +14,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from branched_mtl.registry import MODELS, build_stock
 from branched_mtl.tree import count_tree_params, tree_nodes, validate_branches
+from branched_mtl.utils.console import quiet_logger
 from .backbone_blocks import (BackboneBlock, block_feature, frozen_parameters,
                               split_backbone)
 from .sibling_batching import (SIBLING_MODES, batched_siblings,
@@ -65,6 +66,37 @@ def _check_pretrained(backbone: dict) -> None:
         raise FileNotFoundError(
             f'backbone {backbone.get("type")}: init_cfg checkpoint {ckpt!r} '
             'does not exist')
+
+
+def init_block_copies(nodes: Sequence[Sequence[nn.Module]], backbone: dict,
+                      granularity: str = 'stage') -> None:
+    """Initialise every copy of every block from one initialised stock
+    backbone (its ``init_cfg``, e.g. a pretrained checkpoint), so that all
+    copies start from the same weights.
+
+    The ``init_weights`` of :class:`BranchedEncoder` and of any other module
+    that holds copies of the blocks :func:`split_backbone` gives (Learning
+    to Branch's supergraph).
+
+    Args:
+        nodes: Per block (in ``split_backbone`` order), its copies.
+        backbone: Config of the stock backbone.
+        granularity: As in :class:`BranchedEncoder`.
+
+    Raises:
+        FileNotFoundError: when ``init_cfg`` names a local pretrained
+            checkpoint that does not exist.
+    """
+    _check_pretrained(backbone)
+    stock = build_stock(backbone)
+    # the stock backbone would log every parameter's init as if it were
+    # the model; the copies' init is what matters here
+    with quiet_logger(logging.WARNING):
+        stock.init_weights()
+    for b, block in enumerate(split_backbone(stock, granularity)):
+        state = block.module.state_dict()
+        for node in nodes[b]:
+            node.load_state_dict(state)
 
 
 @MODELS.register_module()
@@ -184,21 +216,7 @@ class BranchedEncoder(BaseModule):
         """Initialise every copy of a block from one initialised stock
         backbone (its ``init_cfg``, e.g. a pretrained checkpoint), so all
         branches start from the same weights."""
-        _check_pretrained(self.backbone_cfg)
-        stock = build_stock(self.backbone_cfg)
-        # the stock backbone would log every parameter's init as if it were
-        # the model; the copies' init is what matters here
-        logger = MMLogger.get_current_instance()
-        level = logger.level
-        logger.setLevel(logging.WARNING)
-        try:
-            stock.init_weights()
-        finally:
-            logger.setLevel(level)
-        for b, block in enumerate(split_backbone(stock, self.granularity)):
-            state = block.module.state_dict()
-            for node in self.nodes[b]:
-                node.load_state_dict(state)
+        init_block_copies(self.nodes, self.backbone_cfg, self.granularity)
         self._is_init = True
 
     def _freeze(self) -> None:

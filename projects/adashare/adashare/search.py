@@ -25,27 +25,35 @@ import logging
 import math
 import os
 import os.path as osp
-import platform
 import re
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, set_random_seed
 
 from branched_mtl.pipeline.measure import model_size
 from branched_mtl.registry import DATASETS, MODELS, OPTIMIZERS, build_stock
 from branched_mtl.tree.config_writer import base_reference, check_task_names
+from branched_mtl.tree.flops import dataset_input_shape
 from branched_mtl.utils import UserError, dump_json_atomic, write_text_atomic
 from branched_mtl.utils.config import type_name
+from branched_mtl.utils.console import quiet_logger
+from branched_mtl.utils.device import device_name
 from .losses import sharing_loss, sparsity_loss
 from .policy_encoder import PolicyEncoder
 
 PROJECT_MODULE = 'projects.adashare.adashare'
 
+# The search settings (a config's ``adashare = dict(...)`` overrides them),
+# sized for MultiDigits' thin ResNet-18 (8 residual blocks, 1200-iteration
+# schedule): 300 warm-up iterations of the full network, then 12 rounds of
+# 50 weight + 25 policy iterations (1200 weight-or-policy iterations in all,
+# the main job's length); the curriculum opens one more block per round from
+# the top, so all 8 learn from round 8. Policy: Adam 0.01, wd 5e-4, and the
+# sparsity / sharing weights of AdaShare's code; tau 5 -> 5 * 0.85^12 = 0.71.
 DEFAULTS = dict(
     warmup_iters=300,
     rounds=12,
@@ -192,9 +200,7 @@ def measure_size(model_cfg: dict, policy: Dict[str, List[int]],
 
 def input_shape(cfg: Config) -> tuple:
     """(C, H, W) of one training image (the search never reads test)."""
-    ds = build_stock(copy.deepcopy(_to_plain(cfg.train_dataloader.dataset)),
-                     DATASETS)
-    return tuple(ds[0]['inputs'].shape)
+    return dataset_input_shape(_to_plain(cfg.train_dataloader.dataset))
 
 
 def check_targets(model_cfg: dict, tasks: List[str], num_blocks: int,
@@ -269,13 +275,6 @@ def render_policy_config(base: str, encoder: dict, header: Sequence[str] = ()
 
 
 # ---------------------------------------------------------------- search
-def _device_name(device: torch.device) -> str:
-    if device.type == 'cuda':
-        return f'GPU ({torch.cuda.get_device_name(device)})'
-    return (f'CPU ({platform.processor() or platform.machine()}, '
-            f'{torch.get_num_threads()} threads)')
-
-
 class AdaShareSearch:
     """Learns a select/skip policy per task and residual block.
 
@@ -357,20 +356,16 @@ class AdaShareSearch:
         device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
         wall0, cpu0 = time.perf_counter(), time.process_time()
         model = MODELS.build(copy.deepcopy(self.model_cfg))
-        logger = MMLogger.get_current_instance()
-        level = logger.level
-        logger.setLevel(logging.WARNING)  # one line per initialised tensor
-        try:
+        # mmengine logs one line per initialised tensor
+        with quiet_logger(logging.WARNING):
             model.init_weights()
-        finally:
-            logger.setLevel(level)
         model.to(device).train()
         encoder: PolicyEncoder = model.encoder
         encoder.tau = float(s['tau'])
         (weight_loader, policy_loader), n_w, n_p = self._loaders()
         self.log(f'[adashare] tasks {self.tasks}; {encoder.num_blocks} '
                  f'residual blocks; weights on {n_w} training samples, '
-                 f'policy on {n_p} others; device {_device_name(device)}')
+                 f'policy on {n_p} others; device {device_name(device)}')
         weights = [p for n, p in model.named_parameters()
                    if n != 'encoder.policy_logits']
         w_opt = OPTIMIZERS.build(
@@ -457,7 +452,7 @@ class AdaShareSearch:
                               ('flops_target', 'flops'))
             if s[key] is not None and size[what] > s[key]
         ]
-        cost = dict(wall_s=wall, cpu_s=cpu, device=_device_name(device))
+        cost = dict(wall_s=wall, cpu_s=cpu, device=device_name(device))
         if device.type == 'cuda':
             cost['gpu_s'] = wall
         record = dict(

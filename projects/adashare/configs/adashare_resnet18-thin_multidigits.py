@@ -20,22 +20,8 @@ model = dict(
             type='mmpretrain.ResNet', depth=18, base_channels=16,
             stem_channels=16, out_indices=(3, )),
         tasks=tasks))
-# The search (projects/adashare/adashare/search.py): 300 warm-up iterations
-# of the full network, then 12 rounds of 50 weight + 25 policy iterations
-# (1200 weight-or-policy iterations in all, the main job's length); the
-# curriculum opens one more block per round from the top, so all 8 learn
-# from round 8. Policy: Adam 0.01, wd 5e-4, and the sparsity / sharing
-# weights of AdaShare's code; tau 5 -> 5 * 0.85^12 = 0.71.
-adashare = dict(
-    warmup_iters=300,
-    rounds=12,
-    weight_iters=50,
-    policy_iters=25,
-    curriculum_step=1,
-    tau=5.0,
-    tau_decay=0.85,
-    sparsity_weight=0.001,
-    sharing_weight=0.05,
-    policy_optimizer=dict(type='Adam', lr=0.01, weight_decay=5e-4),
-    policy_fraction=0.2,
-    policy_seed=0)
+# The search's settings: DEFAULTS of projects/adashare/adashare/search.py,
+# which are sized for this config (8 blocks, the main job's 1200
+# iterations) and used as they are; set a key here, or --cfg-options
+# adashare.KEY=VALUE, to change one.
+adashare = dict()

@@ -7,6 +7,9 @@
 #       projects/learning_to_branch/configs/ltb_resnet18-thin_multidigits.py \
 #       --work-dir work_dirs/ltb_multidigits --budget 60%
 _base_ = ['../../../configs/multidigits/branch_multidigits.py']
+# Only what differs from the search's defaults: the others (the annealed
+# Gumbel-softmax temperature, soft samples, the size penalty's weight) are
+# DEFAULTS of projects/learning_to_branch/tools/search.py, used as they are.
 ltb = dict(
     # K: nodes per block. 3 holds every tree within the 60 % budget of the
     # comparison (a fourth copy of layer4 alone would exceed it) at 3/5 of
@@ -14,8 +17,6 @@ ltb = dict(
     num_nodes=3,
     iters=300,                # search iterations (batches of 64 pairs)
     warmup_iters=60,          # weights only, logits still
-    tau=(5.0, 0.5),           # Gumbel-softmax temperature, annealed
-    hard=False,               # soft samples: every node gets gradients
+    # replaces the default optimiser dict as a whole (a higher lr)
     arch_optimizer=dict(type='Adam', lr=0.02, betas=(0.5, 0.999)),
-    size_weight=None,         # 1.0 with --budget (hinge), else 0
 )

@@ -10,11 +10,11 @@ from .derive import (argmax_paths, derive_tree, paths_to_branches,
                      tree_log_prob, tree_size)
 from .method import LearningToBranch
 from .search_loop import LTBSearchLoop, temperature
-from .size import block_flops, encoder_sizes
+from .size import encoder_sizes
 from .supergraph import ARCH_KEY, LTBSupergraph, path_probabilities
 
 __all__ = [
-    'LTBSupergraph', 'LTBSearchLoop', 'LearningToBranch', 'ARCH_KEY', 'path_probabilities',
-    'temperature', 'argmax_paths', 'derive_tree', 'paths_to_branches',
-    'tree_log_prob', 'tree_size', 'block_flops', 'encoder_sizes'
+    'LTBSupergraph', 'LTBSearchLoop', 'LearningToBranch', 'ARCH_KEY',
+    'path_probabilities', 'temperature', 'argmax_paths', 'derive_tree',
+    'paths_to_branches', 'tree_log_prob', 'tree_size', 'encoder_sizes'
 ]

@@ -1,59 +1,18 @@
 """Sizes of the trees the search chooses among: parameters and FLOPs.
 
 A tree's size is linear in its copies: the all-shared model plus, per
-block, (groups - 1) x one copy of that block. FLOPs come from mmengine's
-complexity analysis of the stock blocks and of the all-shared model.
+block, (groups - 1) x one copy of that block. The per-block and head FLOPs
+are branched_mtl's (:func:`branched_mtl.tree.flops.tree_flops_info`: one
+mmengine complexity analysis of the all-shared model), so the search's
+FLOPs are those the package's tree builder and reports count.
 """
-import copy
-import logging
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
-import torch
-from mmengine.analysis import FlopAnalyzer
-from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 
 from branched_mtl.models import describe_model
-from branched_mtl.models.encoders.backbone_blocks import split_backbone
-from branched_mtl.registry import MODELS, build_stock
 from branched_mtl.tree import all_shared, count_tree_params, fully_separate
-
-
-def _flops(module: torch.nn.Module, *inputs: torch.Tensor) -> float:
-    # the analyser warns about every op it does not count (pooling, BN)
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        analyzer = FlopAnalyzer(module, inputs)
-        analyzer.unsupported_ops_warnings(False)
-        analyzer.uncalled_modules_warnings(False)
-        return float(analyzer.total())
-    finally:
-        logger.setLevel(level)
-
-
-def block_flops(backbone: dict, shape: Sequence[int],
-                granularity: str = 'stage') -> List[float]:
-    """FLOPs of one copy of each block for one image of ``shape`` (C, H, W).
-
-    Args:
-        backbone: Config of the stock backbone.
-        shape: Input image shape.
-        granularity: As in ``BranchedEncoder``.
-
-    Returns:
-        Per block, its FLOPs on the previous block's output.
-    """
-    stock = build_stock(copy.deepcopy(dict(backbone)))
-    stock.eval()
-    x = torch.zeros(1, *shape)
-    flops = []
-    with torch.no_grad():
-        for block in split_backbone(stock, granularity):
-            flops.append(_flops(block.module, x))
-            x = block.module(x)
-    return flops
+from branched_mtl.tree.flops import tree_flops_info
 
 
 def encoder_sizes(model_cfg: dict, shape: Sequence[int]) -> Dict[str, object]:
@@ -71,19 +30,12 @@ def encoder_sizes(model_cfg: dict, shape: Sequence[int]) -> Dict[str, object]:
     """
     info = describe_model(model_cfg)
     tasks, nb = info['tasks'], len(info['block_names'])
-    encoder = model_cfg['encoder']
-    flops = block_flops(encoder['backbone'], shape,
-                        encoder.get('granularity', 'stage'))
-    shared_cfg = copy.deepcopy(model_cfg)
-    shared_cfg['encoder']['branches'] = None
     # nested bare names (a data preprocessor of ours) resolve in our scope,
     # as under the Runner of a config with default_scope='branched_mtl'
     with DefaultScope.overwrite_default_scope('branched_mtl'):
-        model = MODELS.build(shared_cfg)
-    model.eval()
-    with torch.no_grad():
-        shared_flops = _flops(model, torch.zeros(1, *shape))
-    head_flops = shared_flops - sum(flops)
+        counted = tree_flops_info(model_cfg, shape)
+    flops = [float(f) for f in counted['block_flops']]
+    head_flops = float(counted['head_flops'])
     return dict(
         tasks=tasks, block_names=info['block_names'],
         params=list(info['block_params']), head_params=info['head_params'],
@@ -94,5 +46,5 @@ def encoder_sizes(model_cfg: dict, shape: Sequence[int]) -> Dict[str, object]:
         separate_params=count_tree_params(fully_separate(tasks, nb),
                                           info['block_params'],
                                           info['head_params']),
-        shared_flops=shared_flops,
+        shared_flops=float(counted['total']),
         separate_flops=head_flops + len(tasks) * sum(flops))

@@ -5,13 +5,11 @@ stock backbone, so the searched tree can be written in ``branches`` format
 and trained by :class:`branched_mtl.models.BranchedEncoder` as it is.
 """
 import copy
-import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -19,6 +17,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from branched_mtl.models.encoders.backbone_blocks import (block_feature,
                                                            frozen_parameters,
                                                            split_backbone)
+from branched_mtl.models.encoders.branched_encoder import init_block_copies
 from branched_mtl.registry import MODELS, build_stock
 
 # every architecture parameter's name holds this, so the weight optimiser
@@ -148,19 +147,9 @@ class LTBSupergraph(BaseModule):
 
     def init_weights(self) -> None:
         """Every copy of a block starts from one initialised stock backbone
-        (its ``init_cfg``), as in :class:`BranchedEncoder`."""
-        stock = build_stock(self.backbone_cfg)
-        logger = MMLogger.get_current_instance()
-        level = logger.level
-        logger.setLevel(logging.WARNING)
-        try:
-            stock.init_weights()
-        finally:
-            logger.setLevel(level)
-        for b, block in enumerate(split_backbone(stock, self.granularity)):
-            state = block.module.state_dict()
-            for node in self.nodes[b]:
-                node.load_state_dict(state)
+        (its ``init_cfg``), as in :class:`BranchedEncoder` (the same code:
+        a local pretrained checkpoint that does not exist is refused)."""
+        init_block_copies(self.nodes, self.backbone_cfg, self.granularity)
         self._is_init = True
 
     def train(self, mode: bool = True) -> 'LTBSupergraph':

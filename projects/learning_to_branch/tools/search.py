@@ -47,12 +47,14 @@ from branched_mtl.apis.runner import train  # noqa: E402
 from branched_mtl.apis.schedules import set_train_iters  # noqa: E402
 from branched_mtl.apis.checks import check_multi_task_config  # noqa: E402
 from branched_mtl.models import describe_model  # noqa: E402
-from branched_mtl.registry import DATASETS, build_stock  # noqa: E402
 from branched_mtl.tree import (count_tree_params, format_tree,  # noqa: E402
                                parse_budget, write_tree_config)
+from branched_mtl.tree.budget import check_nonzero_budget  # noqa: E402
 from branched_mtl.tree.draw import draw_tree  # noqa: E402
+from branched_mtl.tree.flops import dataset_input_shape  # noqa: E402
 from branched_mtl.utils import (UserError, dump_json_atomic,  # noqa: E402
                                 short_repr)
+from branched_mtl.utils.device import device_name  # noqa: E402
 from branched_mtl.utils.console import quiet_known_warnings  # noqa: E402
 from branched_mtl.utils.paths import check_work_dir  # noqa: E402
 from projects.learning_to_branch.ltb import (ARCH_KEY,  # noqa: E402
@@ -244,16 +246,9 @@ def _budget(text: str, separate: float, what: str) -> float:
         value = parse_budget(text, separate)
     except (ValueError, OverflowError) as e:
         raise UserError(f'--{what}: {e}') from None
-    if value < 1:
-        raise UserError(f'--{what} {short_repr(text)} is {value}: no network '
-                        'fits')
-    return float(value)
-
-
-def _device() -> str:
-    if torch.cuda.is_available():
-        return f'GPU ({torch.cuda.get_device_name(0)})'
-    return f'CPU ({torch.get_num_threads()} threads)'
+    return float(check_nonzero_budget(
+        value, text, f'--{what}',
+        'flops' if what == 'flops-budget' else 'params'))
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
@@ -271,8 +266,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     if s['num_nodes'] is None:
         s['num_nodes'] = len(tasks)
     check_work_dir(args.work_dir, '--work-dir', create=False)
-    shape = tuple(build_stock(cfg.val_dataloader.dataset,
-                              DATASETS)[0]['inputs'].shape)
+    shape = dataset_input_shape(cfg.val_dataloader.dataset)
     sizes = encoder_sizes(cfg.model.to_dict(), shape)
     unit, budget = 'params', None
     if args.budget is not None:
@@ -336,7 +330,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         separate_flops=sizes['separate_flops'],
         parent_logits=parent.tolist(), head_logits=head.tolist(),
         parent_probs=parent_p.tolist(), head_probs=head_p.tolist(),
-        search_seconds=dict(wall=wall, cpu=cpu, device=_device()),
+        search_seconds=dict(wall=wall, cpu=cpu, device=device_name()),
         config_out=out, png=png)
     dump_json_atomic(record, osp.join(args.work_dir, 'search.json'))
     print('Tree (one line per block, shallow to deep):')
@@ -351,7 +345,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
               f'the budget: {tree["merges"]} merge(s) of the least likely '
               'branches brought it within')
     print(f'search cost: {wall:.1f} s wall, {cpu:.1f} s CPU time on '
-          f'{_device()}')
+          f'{device_name()}')
     print(f'config: {out}')
     return record
 
