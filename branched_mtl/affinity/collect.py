@@ -3,10 +3,12 @@
 Every training run whose work dir contains an ``affinity_probe/`` folder
 (written by ``AffinityHook``) can be used:
 
-* ``meta.json``: ``{"tasks": [...], "splits": [...], "sample_indices":
+* ``meta.json``: ``{"tasks": [...], "blocks": [...], "sample_indices":
   [K ints], "recombination": null | {"target", "source", "split"}}``, where
-  ``split`` = l is the number of frozen bottom blocks (1..L), i.e. the run
-  measures the split named ``splits[l - 1]``; ``target`` null means every
+  ``blocks`` are the model's block names and ``split`` = l is the number of
+  frozen bottom blocks (1..L), i.e. the run measures the split after block
+  ``blocks[l - 1]`` (files written before the key was named ``blocks``
+  have ``splits``); ``target`` null means every
   task of the run is a target (all recombined networks of one (source,
   split) trained together on a shared frozen bottom);
 * ``losses.npy``: (len(tasks), K) per-sample losses;
@@ -149,12 +151,14 @@ def read_probe(run_dir: PathLike) -> ProbeRun:
                              'again') from None
     if not isinstance(meta, dict):
         raise ValueError(f'{path}: expected a JSON object')
-    missing = [k for k in ('tasks', 'splits', 'sample_indices',
+    if 'blocks' not in meta and 'splits' in meta:
+        meta['blocks'] = meta.pop('splits')  # written before the rename
+    missing = [k for k in ('tasks', 'blocks', 'sample_indices',
                            'recombination') if k not in meta]
     if missing:
         raise ValueError(f'{path}: missing key(s) {missing}')
     tasks = _names(meta['tasks'], 'tasks', path)
-    splits = _names(meta['splits'], 'splits', path)
+    splits = _names(meta['blocks'], 'blocks', path)
     indices = meta['sample_indices']
     if (not isinstance(indices, list) or not indices or not all(
             isinstance(i, int) and not isinstance(i, bool) for i in indices)):
@@ -260,7 +264,7 @@ def _provenance(method: str, ref: ProbeRun) -> Dict[str, Any]:
         'method': method,
         'num_samples': ref.num_samples,
         'sample_indices': list(ref.sample_indices),
-        'splits': list(ref.splits),
+        'blocks': list(ref.splits),
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec='seconds'),
         'created_by': 'branched_mtl.affinity.collect',

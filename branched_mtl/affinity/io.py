@@ -4,10 +4,11 @@ An affinity file is JSON::
 
     {
       "tasks":    [N task names, fixed order],
-      "layers":   [L split names, shallow to deep],
-      "method":   "tournament" | "rsa" | "tag",
+      "blocks":   [L block names, shallow to deep: the model's
+                   block_names],
+      "method":   "tournament" | "rsa" | "tag" | another method's name,
       "affinity": L x N x N nested lists; affinity[l][i][j] is the affinity
-                  of tasks[i] and tasks[j] at layers[l],
+                  of tasks[i] and tasks[j] after blocks[l],
       "meta":     {where it came from: run dirs, K, sample indices, date}
     }
 
@@ -16,7 +17,8 @@ and in the range of the method (RSA: Spearman correlations in [-1, 1];
 tournament: shares of a performance vector in [0, 1]; tag: TAG's lookahead
 affinity scaled per split into [-1, 1], see :mod:`.tag`). A file that is not
 UTF-8 JSON, nests too deeply, or holds a number too long to parse is refused
-with an error that names the file.
+with an error that names the file. Files written before the key was named
+``blocks`` (``layers``) are read as well.
 """
 import json
 import numbers
@@ -35,7 +37,9 @@ __all__ = ['AFFINITY_METHODS', 'AFFINITY_RANGE', 'load_affinity',
 
 # the package's affinity methods (branched_mtl/pipeline/methods/)
 AFFINITY_METHODS = ('tournament', 'rsa', 'tag')
-REQUIRED_KEYS = ('tasks', 'layers', 'method', 'affinity', 'meta')
+REQUIRED_KEYS = ('tasks', 'blocks', 'method', 'affinity', 'meta')
+# the key's name in files written before it was ``blocks``
+LEGACY_KEYS = {'layers': 'blocks'}
 # the values each method can produce (rounding aside)
 AFFINITY_RANGE = {'rsa': (-1.0, 1.0), 'tournament': (0.0, 1.0),
                   'tag': (-1.0, 1.0)}
@@ -75,7 +79,7 @@ def _position(index: Tuple[int, ...], tasks: Sequence[str],
     text = 'affinity' + ''.join(f'[{i}]' for i in index)
     if len(index) == 3 and index[0] < len(layers) and max(
             index[1:]) < len(tasks):
-        text = (f'layer {short_repr(layers[index[0]])}, tasks '
+        text = (f'block {short_repr(layers[index[0]])}, tasks '
                 f'{short_repr(tasks[index[1]])} / '
                 f'{short_repr(tasks[index[2]])} ({text})')
     return text
@@ -93,7 +97,7 @@ def _nested_numbers(value: Any, tasks: Sequence[str],
     def as_list(item: Any, index: Tuple[int, ...]) -> Sequence:
         if not isinstance(item, (list, tuple)):
             raise ValueError(
-                f'{where}: affinity must be L layers x N tasks x N tasks '
+                f'{where}: affinity must be L blocks x N tasks x N tasks '
                 f'nested lists; at {_position(index, tasks, layers)} it has '
                 f'{short_repr(item)}')
         return item
@@ -121,7 +125,7 @@ def _nested_numbers(value: Any, tasks: Sequence[str],
     except ValueError:  # rows of different lengths
         raise ValueError(
             f'{where}: the affinity\'s rows have different lengths; '
-            'expected (L layers, N tasks, N tasks) = '
+            'expected (L blocks, N tasks, N tasks) = '
             f'{(len(layers), len(tasks), len(tasks))}') from None
 
 
@@ -148,7 +152,7 @@ def validate_affinity(tasks: Sequence[str],
 
     Args:
         tasks: N unique task names.
-        layers: L unique split names.
+        layers: L unique block names.
         method: the affinity method's name: one of :data:`AFFINITY_METHODS`
             or the registered name of another (a Python identifier).
         affinity: (L, N, N) finite numbers.
@@ -159,7 +163,7 @@ def validate_affinity(tasks: Sequence[str],
         np.ndarray: the affinity as a float64 array of shape (L, N, N).
     """
     _check_names(tasks, 'tasks', where)
-    _check_names(layers, 'layers', where)
+    _check_names(layers, 'blocks', where)
     if not isinstance(method, str) or not method.isidentifier():
         raise ValueError(f'{where}: method must be the name of an affinity '
                          f'method ({", ".join(AFFINITY_METHODS)} or another '
@@ -171,7 +175,7 @@ def validate_affinity(tasks: Sequence[str],
     expected = (len(layers), len(tasks), len(tasks))
     if arr.shape != expected:
         raise ValueError(f'{where}: affinity has shape {arr.shape}, expected '
-                         f'(L layers, N tasks, N tasks) = {expected}')
+                         f'(L blocks, N tasks, N tasks) = {expected}')
     bad = ~np.isfinite(arr)
     if bad.any():
         l, i, j = (int(v) for v in np.argwhere(bad)[0])
@@ -220,8 +224,9 @@ def save_affinity(path: PathLike, tasks: Sequence[str],
     Args:
         path: destination ``.json`` path; parent dirs are created.
         tasks: N unique task names (row/column order of the matrices).
-        layers: L unique split names.
-        method: ``'tournament'`` or ``'rsa'``.
+        layers: L unique block names (the model's ``block_names``).
+        method: The affinity method's name (``'tournament'``, ``'rsa'``,
+            ``'tag'`` or a registered one).
         affinity: (L, N, N) array-like or tensor.
         meta: JSON-serialisable provenance information.
     """
@@ -229,7 +234,7 @@ def save_affinity(path: PathLike, tasks: Sequence[str],
     arr = validate_affinity(tasks, layers, method, affinity, meta, path)
     doc = {
         'tasks': list(tasks),
-        'layers': list(layers),
+        'blocks': list(layers),
         'method': method,
         'affinity': arr.tolist(),
         'meta': dict(meta),
@@ -258,7 +263,7 @@ def load_affinity(path: PathLike) -> Dict[str, Any]:
         path: path of a file written by :func:`save_affinity`.
 
     Returns:
-        dict: ``tasks`` (list), ``layers`` (list), ``method`` (str),
+        dict: ``tasks`` (list), ``blocks`` (list), ``method`` (str),
         ``affinity`` (float64 ndarray of shape (L, N, N)) and ``meta``
         (dict).
     """
@@ -267,14 +272,17 @@ def load_affinity(path: PathLike) -> Dict[str, Any]:
     if not isinstance(doc, dict):
         raise ValueError(f'{path}: expected a JSON object, got '
                          f'{type(doc).__name__}')
+    for old, new in LEGACY_KEYS.items():
+        if old in doc and new not in doc:
+            doc[new] = doc.pop(old)
     missing = [k for k in REQUIRED_KEYS if k not in doc]
     if missing:
         raise ValueError(f'{path}: missing key(s) {missing}')
-    arr = validate_affinity(doc['tasks'], doc['layers'], doc['method'],
+    arr = validate_affinity(doc['tasks'], doc['blocks'], doc['method'],
                             doc['affinity'], doc['meta'], path)
     return {
         'tasks': list(doc['tasks']),
-        'layers': list(doc['layers']),
+        'blocks': list(doc['blocks']),
         'method': doc['method'],
         'affinity': arr,
         'meta': doc['meta'],

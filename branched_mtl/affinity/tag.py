@@ -170,7 +170,7 @@ def tag_lookahead(doc: Mapping[str, Any], where: str = 'affinity'
             f'{where}: TAG\'s selection needs a lookahead affinity (method '
             f'{TAG_METHOD!r}, written by the TagHook or tools/branch.py '
             f'--affinity tag), got method {doc.get("method")!r}')
-    n, num_layers = len(doc['tasks']), len(doc['layers'])
+    n, num_layers = len(doc['tasks']), len(doc['blocks'])
     try:
         z = np.asarray(doc['meta']['lookahead'], dtype=np.float64)
     except (KeyError, TypeError, ValueError):

@@ -21,7 +21,7 @@ def separation_scores(methods: Sequence[str], seeds: Sequence[int],
         path_of: ``(seed, method) -> affinity.json`` path.
 
     Returns:
-        ``{method: dict(seeds=[...], layers=[...], **separation)}``.
+        ``{method: dict(seeds=[...], blocks=[...], **separation)}``.
     """
     out: Dict[str, Dict[str, Any]] = {}
     for method in methods:
@@ -38,8 +38,8 @@ def separation_scores(methods: Sequence[str], seeds: Sequence[int],
         for doc in docs:
             idx = [doc['tasks'].index(t) for t in order]
             arrays.append(doc['affinity'][:, idx][:, :, idx])
-        out[method] = dict(seeds=used, layers=list(docs[0]['layers']),
-                           **separation(arrays, docs[0]['layers']))
+        out[method] = dict(seeds=used, blocks=list(docs[0]['blocks']),
+                           **separation(arrays, docs[0]['blocks']))
     return out
 
 
@@ -50,7 +50,7 @@ def separation_markdown(scores: Mapping[str, Mapping[str, Any]],
     separate is marked)."""
     if not scores:
         return ''
-    layers = next(iter(scores.values()))['layers']
+    layers = next(iter(scores.values()))['blocks']
     lines: List[str] = [
         '| affinity | ' + ' | '.join(layers) + ' |',
         '|' + ' --- |' * (len(layers) + 1)]
@@ -61,7 +61,7 @@ def separation_markdown(scores: Mapping[str, Mapping[str, Any]],
         lines.append(f'| {labels.get(method, method)} | '
                      + ' | '.join(cells) + ' |')
     flat = [f'{labels.get(m, m)} at '
-            + ', '.join(s['layers'][i] for i in s['flat'])
+            + ', '.join(s['blocks'][i] for i in s['flat'])
             for m, s in scores.items() if s['flat']]
     factor = next(iter(scores.values()))['factor']
     text = ('Per split: the range of the task pairs\' mean affinity over '

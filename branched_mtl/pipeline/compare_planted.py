@@ -72,7 +72,7 @@ def planted_scores(per_seed: Mapping[Any, Mapping[str, Any]],
                 doc = load_affinity(path)
                 entry = affinities.setdefault(method, dict(per_seed={}))
                 entry['per_seed'][str(seed)] = affinity_agreement(
-                    doc['affinity'], doc['tasks'], groups, doc['layers'])
+                    doc['affinity'], doc['tasks'], groups, doc['blocks'])
     for entry in trees.values():
         blocks = list(next(iter(entry['per_seed'].values())))
         entry['mean'] = {b: _mean([s[b] for s in entry['per_seed'].values()])

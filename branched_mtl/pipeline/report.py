@@ -241,10 +241,10 @@ def write_report(job: Any, affinity_path: Optional[str], tree: dict,
                 predictions=osp.join(wd, 'fig_predictions.png'))
     if affinity_path is not None:
         doc = load_affinity(affinity_path)
-        plot_affinity_heatmaps(doc['affinity'], doc['tasks'], doc['layers'],
+        plot_affinity_heatmaps(doc['affinity'], doc['tasks'], doc['blocks'],
                                figs['heatmaps'])
         plot_affinity_vs_depth(doc['affinity'], doc['tasks'],
-                               doc['layers'], figs['depth'])
+                               doc['blocks'], figs['depth'])
         affinity_text = f"""## Task affinity ({doc['method']})
 
 ![affinity heat maps]({osp.basename(figs['heatmaps'])})

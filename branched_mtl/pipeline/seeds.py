@@ -84,7 +84,7 @@ def summarise_seeds(jobs: Sequence[BranchJob]) -> Dict[str, Any]:
     if len(jobs) > 1 and len(tasks) > 2 and affinities:
         rep = repeatability([a['affinity'] for a in affinities], tasks)
         sep = separation([a['affinity'] for a in affinities],
-                         affinities[0]['layers'])
+                         affinities[0]['blocks'])
     beats = [bool(rows['branched']['delta_m'] >
                   rows['random (mean)']['delta_m'])
              for rows in per_seed if 'random (mean)' in rows]
@@ -92,7 +92,7 @@ def summarise_seeds(jobs: Sequence[BranchJob]) -> Dict[str, Any]:
                 models=models, trees=trees,
                 trees_agree=all(t == trees[0] for t in trees),
                 repeatability=rep, separation=sep, beats_random=beats,
-                layers=(affinities[0]['layers'] if affinities
+                blocks=(affinities[0]['blocks'] if affinities
                         else list(jobs[0].info['block_names'])))
 
 
@@ -115,7 +115,7 @@ def seeds_report(summary: Dict[str, Any], jobs: Sequence[BranchJob]) -> str:
         rep_text = 'needs two seeds, three tasks and an affinity'
     else:
         per_block = ', '.join(f'{n} {v:.1%}' for n, v in zip(
-            summary['layers'], rep['per_block']))
+            summary['blocks'], rep['per_block']))
         rep_text = (f'**{rep["mean"]:.1%}** of the pairs of task pairs are '
                     f'ordered alike by two seeds (mean over splits and pairs '
                     f'of seeds; the paper reports 86.2 %); per split: '
@@ -127,8 +127,8 @@ def seeds_report(summary: Dict[str, Any], jobs: Sequence[BranchJob]) -> str:
         cells = ', '.join(
             f'{n} {p["range"]:.3g} vs {p["spread"]:.3g}'
             + ('' if p['separates'] else ' (no)')
-            for n, p in zip(summary['layers'], sep['per_split']))
-        flat = [summary['layers'][i] for i in sep['flat']]
+            for n, p in zip(summary['blocks'], sep['per_split']))
+        flat = [summary['blocks'][i] for i in sep['flat']]
         sep_text = (
             '\n\nSeparation (range of the task pairs\' mean affinity '
             f'against {sep["factor"]:g}x their mean std over seeds), per '

@@ -125,7 +125,7 @@ class TreeProblem:
         doc: The affinity document (the file's task order).
         name: The affinity file's path ('the affinity' for a document
             without one), for messages.
-        note: A line when the affinity's layers are named unlike the
+        note: A line when the affinity's blocks are named unlike the
             model's blocks (matched by position), else None.
     """
     affinity: np.ndarray
@@ -232,7 +232,7 @@ def load_problem(affinity: AffinityLike, blocks: BlocksLike,
         The :class:`TreeProblem`, affinity in the model's task order.
 
     Raises:
-        ValueError: naming the affinity when its tasks or layers do not match
+        ValueError: naming the affinity when its tasks or blocks do not match
             the model.
     """
     doc = read_affinity(affinity) if not isinstance(
@@ -247,16 +247,16 @@ def load_problem(affinity: AffinityLike, blocks: BlocksLike,
         aff = reorder_affinity(doc['affinity'], doc['tasks'], tasks)
     except ValueError as e:
         raise ValueError(f'{name} does not fit {config}: {e}') from None
-    layers, names = list(doc['layers']), list(blocks.block_names)
+    layers, names = list(doc['blocks']), list(blocks.block_names)
     if len(layers) != len(names) or aff.shape[0] != len(names):
         raise ValueError(
-            f'{name} has {len(layers)} layers {layers} but the model of '
+            f'{name} has {len(layers)} blocks {layers} but the model of '
             f'{config} has {len(names)} sharable blocks {names}: measure '
             'the affinity at every block')
     note = None
     if layers != names:
-        note = (f'note: the affinity\'s layers {layers} are named unlike the '
-                f'model\'s blocks {names}; matched by position')
+        note = (f'note: the affinity\'s blocks {layers} are named unlike '
+                f'the model\'s {names}; matched by position')
     return TreeProblem(affinity=aff, tasks=tasks, blocks=blocks, doc=doc,
                        name=name, note=note)
 
@@ -517,7 +517,7 @@ def build_tag_tree(affinity: AffinityLike,
     lines.append(f'TAG selection (at most {groups} networks'
                  + (', disjoint' if disjoint else '') + f'; '
                  f'{sel["sets"]:,} sets of groups evaluated; Z of split '
-                 f'{doc["layers"][-1]!r}, the whole encoder):')
+                 f'{doc["blocks"][-1]!r}, the whole encoder):')
     for g, group in enumerate(sel['groups']):
         served = [t for t in tasks if sel['serving'][t] == g]
         lines.append(f'  network {g}: {" ".join(group)}   serves: '

@@ -23,7 +23,7 @@ def test_round_trip(tmp_path):
             'runs': [str(tmp_path)]}
     save_affinity(path, TASKS, LAYERS, 'rsa', affinity, meta)
     doc = load_affinity(path)
-    assert doc['tasks'] == TASKS and doc['layers'] == LAYERS
+    assert doc['tasks'] == TASKS and doc['blocks'] == LAYERS
     assert doc['method'] == 'rsa'
     assert doc['meta']['num_samples'] == 8
     assert doc['meta']['sample_indices'] == [0, 1, 2]
@@ -56,7 +56,7 @@ def test_save_replaces_existing_file(tmp_path):
 
 
 def good_doc():
-    return {'tasks': TASKS, 'layers': LAYERS, 'method': 'tournament',
+    return {'tasks': TASKS, 'blocks': LAYERS, 'method': 'tournament',
             'affinity': make_affinity().tolist(), 'meta': {}}
 
 
@@ -76,14 +76,14 @@ NAN_AFFINITY[1, 2, 0] = np.nan
 @pytest.mark.parametrize('doc, match', [
     (edit(good_doc(), 'meta', KeyError), r"missing key\(s\) \['meta'\]"),
     (edit(good_doc(), 'tasks', ['a', 'b', 'a']), r"duplicated: \['a'\]"),
-    (edit(good_doc(), 'layers', []), 'layers'),
+    (edit(good_doc(), 'blocks', []), 'blocks'),
     (edit(good_doc(), 'method', 'no such-method'),
      'method must be the name of an affinity method'),
     (edit(good_doc(), 'affinity', make_affinity()[:, :2].tolist()),
      r'shape \(2, 2, 3\)'),
     (edit(good_doc(), 'affinity', [[[1.0]]]), r'shape \(1, 1, 1\)'),
     (edit(good_doc(), 'affinity', NAN_AFFINITY.tolist()),
-     r"non-finite affinity nan at layer 'layer4', tasks 'normals' / "
+     r"non-finite affinity nan at block 'layer4', tasks 'normals' / "
      "'semseg'"),
     (edit(good_doc(), 'meta', []), 'meta must be a dict'),
     ([1, 2], 'expected a JSON object'),
@@ -101,3 +101,18 @@ def test_load_rejects_invalid_json(tmp_path):
     path.write_text('{"tasks": ')
     with pytest.raises(ValueError, match='not valid JSON'):
         load_affinity(path)
+
+
+def test_files_written_before_the_blocks_key_still_load(tmp_path):
+    """The key was ``layers`` before the model's name ``blocks`` was used
+    everywhere: such files load, as ``blocks``."""
+    doc = good_doc()
+    doc['layers'] = doc.pop('blocks')
+    path = tmp_path / 'old.json'
+    path.write_text(json.dumps(doc))
+    loaded = load_affinity(str(path))
+    assert loaded['blocks'] == LAYERS and 'layers' not in loaded
+    # what is written now names them blocks
+    save_affinity(str(tmp_path / 'new.json'), TASKS, LAYERS, 'rsa',
+                  loaded['affinity'].clip(-1, 1), {})
+    assert 'blocks' in json.loads((tmp_path / 'new.json').read_text())

@@ -22,7 +22,7 @@ def write_probe(run_dir, tasks, losses=None, recombination=None,
                 features=None, splits=SPLITS, indices=INDICES):
     probe = osp.join(run_dir, 'affinity_probe')
     os.makedirs(probe)
-    meta = {'tasks': tasks, 'splits': splits, 'sample_indices': indices,
+    meta = {'tasks': tasks, 'blocks': splits, 'sample_indices': indices,
             'recombination': recombination}
     with open(osp.join(probe, 'meta.json'), 'w') as f:
         json.dump(meta, f)
@@ -254,7 +254,7 @@ def test_cli_tournament_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr
     doc = load_affinity(out)
     assert doc['method'] == 'tournament'
-    assert doc['tasks'] == ['b', 'a'] and doc['layers'] == ['s1', 's3']
+    assert doc['tasks'] == ['b', 'a'] and doc['blocks'] == ['s1', 's3']
     np.testing.assert_allclose(doc['affinity'], A_EXPECTED[:, ::-1, ::-1],
                                atol=1e-12)
     assert doc['meta']['num_samples'] == 4
@@ -278,7 +278,7 @@ def test_cli_rsa_and_errors(tmp_path):
     run_tool_in_process(['--method', 'rsa', '--sweep-dir', str(sweep),
                          '--out', str(out)])
     doc = load_affinity(out)
-    assert doc['tasks'] == RSA_TASKS and doc['layers'] == SPLITS
+    assert doc['tasks'] == RSA_TASKS and doc['blocks'] == SPLITS
     expected = collect_rsa(runs)[2]
     np.testing.assert_allclose(doc['affinity'], expected)
 
@@ -287,3 +287,14 @@ def test_cli_rsa_and_errors(tmp_path):
         run_tool_in_process(['--method', 'rsa', *runs, str(sweep / 'rec'),
                              '--out', str(tmp_path / 'never.json')])
     assert not (tmp_path / 'never.json').exists()
+
+
+def test_probe_meta_written_before_the_blocks_key_still_reads(tmp_path):
+    """``meta.json`` named the block list ``splits`` before ``blocks``."""
+    from branched_mtl.affinity.collect import read_probe
+    run = write_probe(str(tmp_path / 'r'), ['a'])
+    meta_path = osp.join(run, 'affinity_probe', 'meta.json')
+    meta = json.load(open(meta_path))
+    meta['splits'] = meta.pop('blocks')
+    json.dump(meta, open(meta_path, 'w'))
+    assert read_probe(run).splits == tuple(SPLITS)

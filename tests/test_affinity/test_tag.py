@@ -239,7 +239,7 @@ def test_branch_tool_tag_end_to_end_with_a_flops_budget(tmp_path):
                                  'tag', '--budget', f'{budget}FLOPs'])
     assert code == 0
     doc = load_affinity(wd / 'affinity' / 'affinity.json')
-    assert doc['method'] == 'tag' and doc['layers'] == LAYERS
+    assert doc['method'] == 'tag' and doc['blocks'] == LAYERS
     meta = doc['meta']
     assert meta['measurements'] == 2 and meta['run_iters'] == 4
     assert meta['seconds'] > 0 and meta['run_wall_seconds'] >= meta[

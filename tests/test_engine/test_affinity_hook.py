@@ -100,7 +100,7 @@ def test_probe_files_format(cfg, tmp_path):
 
     probe = tmp_path / 'affinity_probe'
     meta = json.loads((probe / 'meta.json').read_text())
-    assert meta == dict(tasks=['left', 'sum'], splits=SPLITS,
+    assert meta == dict(tasks=['left', 'sum'], blocks=SPLITS,
                         sample_indices=meta['sample_indices'],
                         recombination=dict(target='sum', source='left',
                                            split=2))

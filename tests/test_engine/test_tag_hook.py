@@ -186,7 +186,7 @@ def test_training_with_hook_is_identical(tmp_path):
     path = tmp_path / 'tag' / 'tag' / 'affinity.json'
     doc = load_affinity(path)
     assert doc['method'] == 'tag' and doc['tasks'] == TASKS
-    assert doc['layers'] == ['stem', 'layer1', 'layer2', 'layer3', 'layer4']
+    assert doc['blocks'] == ['stem', 'layer1', 'layer2', 'layer3', 'layer4']
     assert doc['meta']['measurements'] == 2  # iterations 0 and 2 of 4
     assert doc['meta']['optimizer'] == 'AdamW'
     a = doc['affinity']

@@ -77,7 +77,7 @@ def test_branch_job_with_modern_encoder(name, tmp_path):
     BranchJob(cfg_path, str(wd), log=lambda line: None, budget='70%').run()
     # the affinity hooks compared the tasks at every block of the encoder
     affinity = json.loads((wd / 'affinity' / 'affinity.json').read_text())
-    assert affinity['layers'] == blocks
+    assert affinity['blocks'] == blocks
     assert len(affinity['affinity']) == len(blocks)
     for matrix in affinity['affinity']:
         assert [matrix[i][i] for i in range(2)] == [1.0, 1.0]

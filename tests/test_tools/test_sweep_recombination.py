@@ -257,7 +257,7 @@ def test_failed_job_is_listed_others_complete(tmp_path, fake_launcher):
         (1, 1)
     assert attempts(osp.join(work, 'single_task', 'right')) == (2, 1)
     aff = load_affinity(osp.join(work, 'affinity_tournament.json'))
-    assert aff['tasks'] == ['left', 'right'] and aff['layers'] == ['layer1']
+    assert aff['tasks'] == ['left', 'right'] and aff['blocks'] == ['layer1']
 
 
 def wait_for(cond, what, timeout=120):
@@ -425,7 +425,7 @@ def test_real_sweep_per_pair_equals_shared_bottom(tmp_path):
                      exec_mode='per-job') == 0
     assert '2 already done' in out.getvalue()
     aff = load_affinity(plans['shared-bottom'].affinity_path)
-    assert aff['tasks'] == ['left', 'sum'] and aff['layers'] == ['layer2']
+    assert aff['tasks'] == ['left', 'sum'] and aff['blocks'] == ['layer2']
 
     shared = osp.join(tmp_path, 'shared-bottom', 'jobs',
                       'shared__from_left__split3', 'affinity_probe')

@@ -209,7 +209,7 @@ def test_tool_budget_and_sweep(tmp_path, capsys, info):
 @pytest.mark.parametrize('kind, pattern', [
     ('tasks', r"only in the affinity \['sum2'\], only in the model "
               r"\['sum'\]"),
-    ('layers', r'has 4 layers .* has 5 sharable blocks'),
+    ('layers', r'has 4 blocks .* has 5 sharable blocks'),
     ('names', r'must be Python identifiers'),
     ('asym', r'not symmetric'),
 ])

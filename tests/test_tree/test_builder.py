@@ -183,11 +183,11 @@ def test_layers_that_do_not_match_are_refused(tmp_path, blocks):
         build_tree(path, blocks, BASE, alpha=0.1, out=out)
     message = str(info.value)
     assert '\n' not in message
-    assert message.startswith(f'{path} has 4 layers')
+    assert message.startswith(f'{path} has 4 blocks')
     assert 'has 5 sharable blocks' in message
     assert not out.exists()
     # the same from a loaded document
-    with pytest.raises(ValueError, match=f'^{re.escape(path)} has 4 layers'):
+    with pytest.raises(ValueError, match=f'^{re.escape(path)} has 4 blocks'):
         build_tree(read_affinity(path), blocks, BASE, alpha=0.1)
 
 
@@ -202,7 +202,7 @@ def test_tasks_that_do_not_match_are_refused(tmp_path, blocks):
 def test_layer_names_matched_by_position_give_a_note(tmp_path, aff, blocks):
     path = write_affinity(tmp_path / 'r.json', layers=list('abcde'))
     r = build_tree(path, blocks, BASE, alpha=0.02)
-    assert r.note.startswith("note: the affinity's layers ['a'")
+    assert r.note.startswith("note: the affinity's blocks ['a'")
     assert r.text.splitlines()[0] == r.note
     assert r.branches == build_tree(aff, blocks, BASE, alpha=0.02).branches
     assert load_problem(path, blocks, BASE).note == r.note

@@ -209,7 +209,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     compared = {}
     for v in variants[1:]:
         a, b = aff[base], aff[v]
-        assert a['tasks'] == b['tasks'] and a['layers'] == b['layers']
+        assert a['tasks'] == b['tasks'] and a['blocks'] == b['blocks']
         shared = set(losses[base]) & set(losses[v])
         compared[v] = dict(
             speedup=total[base] / total[v],
@@ -224,7 +224,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         if 'early-stop' in variants else None
     result = dict(
         config=args.config, tasks=aff[base]['tasks'],
-        layers=aff[base]['layers'], splits=splits, iters=args.iters,
+        blocks=aff[base]['blocks'], splits=splits, iters=args.iters,
         data_fraction=args.data_fraction,
         probe_samples=args.probe_samples, max_parallel=args.max_parallel,
         launcher=args.launcher, cfg_options=args.cfg_options,

@@ -39,7 +39,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         check_work_dir(args.out_dir, '--out-dir')
     except (OSError, ValueError, UserError) as e:
         sys.exit(f'plot_affinity: error: {e}')
-    tasks, layers, affinity = doc['tasks'], doc['layers'], doc['affinity']
+    tasks, layers, affinity = doc['tasks'], doc['blocks'], doc['affinity']
     title = f'{doc["method"]} affinity'
     heatmaps = os.path.join(args.out_dir, 'affinity_heatmaps.png')
     plot_affinity_heatmaps(affinity, tasks, layers, heatmaps, title=title)

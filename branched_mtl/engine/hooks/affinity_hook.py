@@ -109,7 +109,7 @@ class AffinityHook(ProbeSamples, Hook):
     Files in ``<work_dir>/affinity_probe/`` (each written atomically,
     ``meta.json`` last):
 
-    * ``meta.json``: ``tasks``, ``splits`` (block names), ``sample_indices``,
+    * ``meta.json``: ``tasks``, ``blocks`` (block names), ``sample_indices``,
       ``recombination``;
     * ``losses.npy``: float32 (tasks, K), the sum of each task's loss terms
       on each sample alone;
@@ -271,7 +271,7 @@ class AffinityHook(ProbeSamples, Hook):
         _save_npy_atomic(losses.astype(np.float32),
                          osp.join(out, 'losses.npy'))
         dump_json_atomic(
-            dict(tasks=tasks, splits=splits, sample_indices=list(indices),
+            dict(tasks=tasks, blocks=splits, sample_indices=list(indices),
                  recombination=self.recombination), meta_path)
         print_log(
             f'AffinityHook: probed {len(indices)} samples, tasks {tasks}, '

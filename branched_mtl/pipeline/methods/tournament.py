@@ -87,5 +87,5 @@ class TournamentMethod(AffinityMethod):
                 'pytorch' if job.launcher == 'pytorch' else 'none']
         run_step('affinity (recombination sweep)', cmd, sweep_dir)
         doc = load_affinity(osp.join(sweep_dir, 'affinity_tournament.json'))
-        save_affinity(path, doc['tasks'], doc['layers'], 'tournament',
+        save_affinity(path, doc['tasks'], doc['blocks'], 'tournament',
                       doc['affinity'], doc['meta'])
