@@ -238,14 +238,9 @@ def _quiet_init(model: nn.Module) -> None:
     models without a checkpoint get here: tests, export checks)."""
     import logging
 
-    from mmengine.logging import MMLogger
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
+    from branched_mtl.utils.console import quiet_logger
+    with quiet_logger(logging.WARNING):
         model.init_weights()
-    finally:
-        logger.setLevel(level)
 
 
 def dataset_metainfo(cfg: Config) -> Dict[str, Any]:
