@@ -1,4 +1,5 @@
 """What the tree builder and reports need to know about a model config."""
+import copy
 import os
 from typing import Any, Dict, Optional, Sequence, Union
 
@@ -99,7 +100,7 @@ def add_block_flops(blocks: ModelBlocks,
             forward pass's error).
     """
     from branched_mtl.tree.flops import (config_input_shape,
-                                         parse_input_shape, tree_flops_info)
+                                         parse_input_shape)
     cfg = _config(config)
     shape = parse_input_shape(input_shape) if input_shape is not None \
         else config_input_shape(cfg)
@@ -110,3 +111,45 @@ def add_block_flops(blocks: ModelBlocks,
             f'described {blocks.block_names}: describe this config')
     return blocks.with_flops(info['block_flops'], info['head_flops'],
                              info['input_shape'])
+
+
+def tree_flops_info(model_cfg: dict,
+                    input_shape: Sequence[int]) -> Dict[str, Any]:
+    """Per-block and head FLOPs of a ``BranchedMultiTaskModel`` config.
+
+    Builds the all-shared network (whatever tree the config holds) and
+    traces one image of ``input_shape`` through it.
+
+    Args:
+        model_cfg: The config's ``model`` dict.
+        input_shape: (C, H, W) of one image after the data preprocessor.
+
+    Returns:
+        dict with ``block_names``, ``block_flops`` (one copy of each block),
+        ``head_flops`` (every task's neck and head together), ``total`` (the
+        all-shared network) and ``input_shape``.
+    """
+    import torch
+    from mmengine.analysis import FlopAnalyzer
+
+    from branched_mtl.registry import MODELS
+    from branched_mtl.tree.flops import parse_input_shape
+    from branched_mtl.utils.console import quiet_logger
+    shape = parse_input_shape(input_shape)
+    cfg = copy.deepcopy(dict(model_cfg))
+    cfg['encoder'] = dict(cfg['encoder'], branches=None)
+    model = MODELS.build(cfg)
+    model.eval()
+    # the analyzer warns about every op it does not count (batch norm,
+    # pooling): the totals are what mmengine's complexity analysis gives
+    with quiet_logger(), torch.no_grad():
+        analyzer = FlopAnalyzer(model, (torch.zeros(1, *shape), ))
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        total = int(analyzer.total())
+        encoder = model.encoder
+        blocks = [int(analyzer.total(f'encoder.{encoder.block_path(b)}'))
+                  for b in range(encoder.num_blocks)]
+    return dict(block_names=list(model.encoder.block_names),
+                block_flops=blocks, head_flops=total - sum(blocks),
+                total=total, input_shape=list(shape))

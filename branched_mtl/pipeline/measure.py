@@ -89,9 +89,9 @@ def check_flops_budget(text: Any, cfg: Config,
     """
     from branched_mtl.tree import all_shared
     from branched_mtl.tree.budget import parse_size_budget
+    from branched_mtl.models.describe import tree_flops_info
     from branched_mtl.tree.flops import (config_input_shape,
-                                         count_tree_flops, format_flops,
-                                         tree_flops_info)
+                                         count_tree_flops, format_flops)
     from branched_mtl.utils.errors import UserError, short_repr
     try:
         budget = parse_size_budget(text)

@@ -7,17 +7,18 @@ A block's copies all see the same input, so a tree's FLOPs per image are
 the same sum as its parameters (:func:`count_tree_params`). The per-block
 and head FLOPs come from one trace of the all-shared network with mmengine's
 :class:`~mmengine.analysis.FlopAnalyzer` at the config's input size, so a
-tree's count equals mmengine's count of the built tree. mmengine counts one
+tree's count equals mmengine's count of the built tree. The trace itself
+is the model's business: :func:`branched_mtl.models.describe.tree_flops_info`
+(this package knows trees, not encoders). mmengine counts one
 multiply-add as one FLOP (as ``get_model_complexity_info`` and our reports
 do).
 """
 import copy
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-from branched_mtl.utils.console import quiet_logger
 from .branches import Branches, count_tree_params
 
-__all__ = ['tree_flops_info', 'count_tree_flops', 'parse_input_shape',
+__all__ = ['count_tree_flops', 'parse_input_shape',
            'dataset_input_shape', 'config_input_shape', 'attention_flop_jit']
 
 
@@ -95,45 +96,6 @@ def config_input_shape(cfg) -> Tuple[int, ...]:
             f'the input size for FLOPs is read from the config\'s first test '
             f'image, which could not be loaded ({type(e).__name__}: '
             f'{str(e)[:200]}); give it as C,H,W (--input-shape)') from None
-
-
-def tree_flops_info(model_cfg: dict,
-                    input_shape: Sequence[int]) -> Dict[str, Any]:
-    """Per-block and head FLOPs of a ``BranchedMultiTaskModel`` config.
-
-    Builds the all-shared network (whatever tree the config holds) and
-    traces one image of ``input_shape`` through it.
-
-    Args:
-        model_cfg: The config's ``model`` dict.
-        input_shape: (C, H, W) of one image after the data preprocessor.
-
-    Returns:
-        dict with ``block_names``, ``block_flops`` (one copy of each block),
-        ``head_flops`` (every task's neck and head together), ``total`` (the
-        all-shared network) and ``input_shape``.
-    """
-    import torch
-    from mmengine.analysis import FlopAnalyzer
-
-    from branched_mtl.registry import MODELS
-    shape = parse_input_shape(input_shape)
-    cfg = copy.deepcopy(dict(model_cfg))
-    cfg['encoder'] = dict(cfg['encoder'], branches=None)
-    model = MODELS.build(cfg)
-    model.eval()
-    # the analyzer warns about every op it does not count (batch norm,
-    # pooling): the totals are what mmengine's complexity analysis gives
-    with quiet_logger(), torch.no_grad():
-        analyzer = FlopAnalyzer(model, (torch.zeros(1, *shape), ))
-        analyzer.unsupported_ops_warnings(False)
-        analyzer.uncalled_modules_warnings(False)
-        total = int(analyzer.total())
-        blocks = [int(analyzer.total(f'encoder.nodes.{b}.0'))
-                  for b in range(model.encoder.num_blocks)]
-    return dict(block_names=list(model.encoder.block_names),
-                block_flops=blocks, head_flops=total - sum(blocks),
-                total=total, input_shape=list(shape))
 
 
 def count_tree_flops(branches: Branches, block_flops: Sequence[int],

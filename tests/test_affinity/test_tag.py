@@ -227,7 +227,8 @@ def test_branch_tool_tag_end_to_end_with_a_flops_budget(tmp_path):
     cfg = write_config(tmp_path, "\nbranch = dict(random_trees=0, probe="
                        "dict(dataset='val', num_samples=8), tag=dict("
                        "interval=2))\n")
-    from branched_mtl.tree.flops import count_tree_flops, tree_flops_info
+    from branched_mtl.models.describe import tree_flops_info
+    from branched_mtl.tree.flops import count_tree_flops
     info = tree_flops_info(Config.fromfile(cfg).model.to_dict(), (3, 32, 64))
     num_blocks = len(info['block_flops'])
     shared = count_tree_flops([[['left', 'left_parity', 'sum']]] * num_blocks,

@@ -22,7 +22,8 @@ from branched_mtl.tree.budget import Budget
 from branched_mtl.tree.builder import (ModelBlocks, build_tag_tree,
                                        build_tree, load_problem,
                                        read_affinity, sweep_alpha)
-from branched_mtl.tree.flops import count_tree_flops, tree_flops_info
+from branched_mtl.models.describe import tree_flops_info
+from branched_mtl.tree.flops import count_tree_flops
 
 BASE = osp.join(MULTIDIGITS, 'resnet18-thin_all-shared_multidigits.py')
 SHAPE = (3, 32, 64)

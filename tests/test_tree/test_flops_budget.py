@@ -18,8 +18,8 @@ from branched_mtl.tree import (all_shared, count_tree_params, parse_budget,
                                search_tree)
 from branched_mtl.tree.budget import (Budget, is_flops_budget,
                                       parse_size_budget)
-from branched_mtl.tree.flops import (count_tree_flops, parse_input_shape,
-                                     tree_flops_info)
+from branched_mtl.models.describe import tree_flops_info
+from branched_mtl.tree.flops import count_tree_flops, parse_input_shape
 from branched_mtl.utils.errors import UserError
 
 BASE = osp.join(MULTIDIGITS, 'resnet18-thin_all-shared_multidigits.py')

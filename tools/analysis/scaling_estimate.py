@@ -10,7 +10,7 @@ Inputs, all measured or read from the configs (nothing here is a guess
 except where an option says so):
 
 * FLOPs per image of every encoder block and of the heads: mmengine's
-  FlopAnalyzer through :func:`branched_mtl.tree.flops.tree_flops_info`, on
+  FlopAnalyzer through :func:`branched_mtl.models.describe.tree_flops_info`, on
   the configs' all-shared models at their input size (one multiply-add =
   one FLOP, as mmengine counts).
 * GPU speed: one measured rate, ``--anchor-img-s`` training images per
@@ -41,7 +41,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import branched_mtl  # noqa: F401
-from branched_mtl.tree.flops import tree_flops_info
+from branched_mtl.models.describe import tree_flops_info
 from branched_mtl.utils.console import quiet_logger
 from branched_mtl.utils.io import dump_json_atomic
 

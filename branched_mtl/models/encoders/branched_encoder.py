@@ -189,6 +189,11 @@ class BranchedEncoder(BaseModule):
     def num_blocks(self) -> int:
         return len(self.block_names)
 
+    def block_path(self, b: int) -> str:
+        """The module path (under the encoder) of block ``b``'s first copy:
+        what a FLOPs trace of the all-shared network counts as the block."""
+        return f'nodes.{b}.0'
+
     @property
     def block_info(self) -> List[BlockInfo]:
         """Name, parameters of one copy and p_l of every block."""

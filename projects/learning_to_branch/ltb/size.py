@@ -2,7 +2,7 @@
 
 A tree's size is linear in its copies: the all-shared model plus, per
 block, (groups - 1) x one copy of that block. The per-block and head FLOPs
-are branched_mtl's (:func:`branched_mtl.tree.flops.tree_flops_info`: one
+are branched_mtl's (:func:`branched_mtl.models.describe.tree_flops_info`: one
 mmengine complexity analysis of the all-shared model), so the search's
 FLOPs are those the package's tree builder and reports count.
 """
@@ -12,7 +12,7 @@ from mmengine.registry import DefaultScope
 
 from branched_mtl.models import describe_model
 from branched_mtl.tree import all_shared, count_tree_params, fully_separate
-from branched_mtl.tree.flops import tree_flops_info
+from branched_mtl.models.describe import tree_flops_info
 
 
 def encoder_sizes(model_cfg: dict, shape: Sequence[int]) -> Dict[str, object]:
