@@ -173,7 +173,7 @@ def _check_split(cfg: Config, split: int) -> None:
                          f'{split!r}')
 
 
-def _set_custom_hook(cfg: Config, hook: dict) -> None:
+def set_custom_hook(cfg: Config, hook: dict) -> None:
     """Put ``hook`` in ``custom_hooks``, replacing one of the same type."""
     hooks = [h for h in (cfg.get('custom_hooks') or [])
              if type_name(h) != type_name(hook)]
@@ -213,7 +213,7 @@ def recombined_config(cfg: Config,
     _check_split(cfg, split)
     out = single_task_config(cfg, target)
     out.model.encoder.frozen_blocks = int(split)
-    _set_custom_hook(
+    set_custom_hook(
         out,
         dict(type='RecombinationHook', source_checkpoint=str(source_ckpt),
              target_checkpoints={target: str(target_ckpt)}, split=int(split),
@@ -267,7 +267,7 @@ def shared_bottom_config(cfg: Config,
     enc.branches = [[list(targets)] if b < split else [[t] for t in targets]
                     for b in range(num_blocks)]
     enc.frozen_blocks = int(split)
-    _set_custom_hook(
+    set_custom_hook(
         out,
         dict(type='RecombinationHook', source_checkpoint=str(source_ckpt),
              target_checkpoints={t: str(target_ckpts[t]) for t in targets},
@@ -290,7 +290,7 @@ def add_affinity_hook(cfg: Config, **kwargs) -> Config:
     Returns:
         ``cfg``.
     """
-    _set_custom_hook(cfg, dict(type='AffinityHook', **kwargs))
+    set_custom_hook(cfg, dict(type='AffinityHook', **kwargs))
     return cfg
 
 
@@ -305,7 +305,7 @@ def add_early_stopping(cfg: Config, **kwargs) -> Config:
     Returns:
         ``cfg``.
     """
-    _set_custom_hook(cfg, dict(type='ProbeEarlyStoppingHook', **kwargs))
+    set_custom_hook(cfg, dict(type='ProbeEarlyStoppingHook', **kwargs))
     return cfg
 
 

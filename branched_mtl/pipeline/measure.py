@@ -165,7 +165,7 @@ def measure_tag(job: Any, path: str, fp: str) -> str:
     import shutil
 
     from branched_mtl.affinity import load_affinity, save_affinity
-    from branched_mtl.apis.configs import _set_custom_hook
+    from branched_mtl.apis.configs import set_custom_hook
     from branched_mtl.apis.schedules import set_train_iters
     settings = tag_settings(job.settings)
     folder = job.folder('affinity', 'tag_run')
@@ -175,7 +175,7 @@ def measure_tag(job: Any, path: str, fp: str) -> str:
     cfg = job.with_tree(None)
     if settings['iters'] is not None:
         set_train_iters(cfg, settings['iters'])
-    _set_custom_hook(cfg, dict(type='TagHook',
+    set_custom_hook(cfg, dict(type='TagHook',
                                interval=settings['interval'],
                                splits=settings['splits']))
     start = time.perf_counter()
