@@ -114,7 +114,13 @@ class Comparison:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise UserError(f'seeds must be distinct and non-empty, got '
                             f'{self.seeds}')
-        cfg = Config.fromfile(config)  # its custom_imports register methods
+        # the config's custom_imports (with --cfg-options) register methods
+        cfg = Config.fromfile(config)
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
+            if cfg.get('custom_imports'):
+                from mmengine.utils import import_modules_from_strings
+                import_modules_from_strings(**cfg.custom_imports)
         known = known_methods()
         methods = list(methods or known)
         unknown = [m for m in methods if m not in known]
@@ -151,8 +157,6 @@ class Comparison:
         self.tag: Optional[str] = None
         self.random_trees = random_trees
         self.log = log
-        if cfg_options:
-            cfg.merge_from_dict(cfg_options)
         self.settings_keys = _settings_keys()
         self.search_settings = {
             m: cfg.pop(key).to_dict() if hasattr(cfg.get(key), 'to_dict')

@@ -166,3 +166,25 @@ def test_the_pipeline_names_no_project():
                                      f'{line.strip()}')
     assert not found, '\n'.join(found)
     assert REFERENCES == ('single_task', 'all_shared')
+
+
+def test_cfg_options_can_import_a_method(tmp_path, monkeypatch):
+    """``--cfg-options custom_imports.imports=[...]`` registers a method
+    for a config that imports none."""
+    from branched_mtl.pipeline.compare import Comparison
+    plugin = tmp_path / 'plugin'
+    plugin.mkdir()
+    (plugin / 'toy_method_plugin_opts.py').write_text(
+        TOY_MODULE.replace("name='toy_last_apart'", "name='toy_by_option'"))
+    monkeypatch.syspath_prepend(str(plugin))
+    cfg = tmp_path / 'plain.py'
+    cfg.write_text(TINY + THREE)
+    with pytest.raises(UserError, match="unknown method\\(s\\) "
+                       "\\['toy_by_option'\\]"):
+        Comparison(str(cfg), str(tmp_path / 'a'), [0], budget='80%',
+                   methods=['toy_by_option'])
+    job = Comparison(str(cfg), str(tmp_path / 'b'), [0], budget='80%',
+                     methods=['toy_by_option'], cfg_options={
+                         'custom_imports': dict(
+                             imports=['toy_method_plugin_opts'])})
+    assert job.methods == ['single_task', 'toy_by_option']
