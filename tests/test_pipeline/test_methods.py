@@ -7,6 +7,7 @@ import json
 import os
 import os.path as osp
 import re
+import sys
 
 import pytest
 from mmengine.config import Config
@@ -63,6 +64,21 @@ def _tool(path, name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(autouse=True)
+def forget_new_methods():
+    """The registry is one per process: a method a test registers is taken
+    out again, so that later tests' default method lists do not run it."""
+    from branched_mtl.registry import METHODS
+    before = set(METHODS.module_dict)
+    yield
+    for name in set(METHODS.module_dict) - before:
+        METHODS.module_dict.pop(name)
+    # and their modules: importing one again registers it again
+    for module in [m for m in sys.modules if m.startswith(
+            'toy_method_plugin')]:
+        del sys.modules[module]
 
 
 @pytest.fixture
@@ -166,6 +182,11 @@ def test_the_pipeline_names_no_project():
                                      f'{line.strip()}')
     assert not found, '\n'.join(found)
     assert REFERENCES == ('single_task', 'all_shared')
+
+
+def test_registered_methods_are_forgotten_after_each_test():
+    assert 'toy_last_apart' not in method_names()
+    assert 'toy_by_option' not in method_names()
 
 
 def test_cfg_options_can_import_a_method(tmp_path, monkeypatch):
