@@ -12,6 +12,7 @@ import torch
 from branched_mtl.engine.hooks.frozen_cache import (_TABLES,
                                                     FrozenFeatureCacheHook)
 from branched_mtl.registry import build_stock
+from conftest import slow  # noqa: I100  (tests/conftest.py)
 
 sys.path.insert(0, osp.join(osp.dirname(osp.dirname(__file__)), 'test_tools'))
 
@@ -69,7 +70,10 @@ def shuffled(seed, n=12, batch=4, rounds=3):
     return [p[i:i + batch] for p in perms for i in range(0, n, batch)]
 
 
-@pytest.mark.parametrize('frozen', [1, 2, 4])
+# 2 frozen blocks by default; the first and the deepest split with
+# BRANCHED_MTL_SLOW=1
+@pytest.mark.parametrize('frozen', [pytest.param(1, marks=slow), 2,
+                                    pytest.param(4, marks=slow)])
 def test_served_features_equal_computed(frozen):
     _TABLES.clear()
     enc = encoder(frozen)
@@ -147,6 +151,7 @@ def test_budget_memory_disk_or_nothing(tmp_path):
     _TABLES.clear()
 
 
+@slow
 def test_tiny_sweep_same_affinity(tmp_path):
     """Shared-bottom jobs trained in this process, with the cache (the
     default) and without it: the same tournament affinity, bit for bit."""

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from conftest import MULTIDIGITS, ROOT, tiny_options
+from conftest import MULTIDIGITS, ROOT, slow, tiny_options
 from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
@@ -114,12 +114,15 @@ def test_momentum_moves_without_gradient():
 
 
 @pytest.mark.parametrize('make_opt,warm', [
-    (lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9,
-                               weight_decay=1e-3), 2),
-    (lambda p: torch.optim.AdamW(p, lr=2e-3, weight_decay=1e-4), 2),
+    pytest.param(lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9,
+                                           weight_decay=1e-3), 2,
+                 marks=slow, id='sgd-momentum'),
+    pytest.param(lambda p: torch.optim.AdamW(p, lr=2e-3, weight_decay=1e-4),
+                 2, id='adamw'),
     # no state yet: the lookahead creates state that must go again
-    (lambda p: torch.optim.Adam(p, lr=1e-3), 0),
-], ids=['sgd-momentum', 'adamw', 'adam-fresh'])
+    pytest.param(lambda p: torch.optim.Adam(p, lr=1e-3), 0, marks=slow,
+                 id='adam-fresh'),
+])
 def test_lookahead_restores_bit_identical(make_opt, warm):
     init_default_scope('branched_mtl')
     cfg = Config.fromfile(CFG)

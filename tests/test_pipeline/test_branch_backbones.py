@@ -10,6 +10,7 @@ from mmengine.config import Config
 
 from branched_mtl.models import describe_blocks
 from branched_mtl.pipeline import BranchJob
+from conftest import slow  # noqa: I100  (tests/conftest.py)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BASE = osp.join(ROOT, 'configs', 'multidigits', 'branch_multidigits.py')
@@ -64,7 +65,9 @@ model = dict(
     return str(path)
 
 
-@pytest.mark.parametrize('name', list(ENCODERS))
+# the vision transformer by default; ConvNeXt with BRANCHED_MTL_SLOW=1
+@pytest.mark.parametrize('name', [pytest.param('convnext', marks=slow),
+                                  'vit'])
 def test_branch_job_with_modern_encoder(name, tmp_path):
     cfg_path = write_config(tmp_path, name)
     cfg = Config.fromfile(cfg_path)
