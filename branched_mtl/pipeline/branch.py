@@ -30,7 +30,7 @@ from branched_mtl.tree import (all_shared, count_tree_params, fully_separate,
                                parse_budget, random_trees_like, tree_rng,
                                validate_branches)
 from branched_mtl.tree.budget import Budget, is_flops_budget
-from branched_mtl.tree.builder import ModelBlocks, build_tree
+from branched_mtl.tree.builder import ModelBlocks, build_tree, sweep_alpha
 from branched_mtl.utils.errors import UserError, short_repr
 from branched_mtl.utils.io import write_text_atomic
 from branched_mtl.utils.lock import WorkDirLock
@@ -362,13 +362,27 @@ class BranchJob(StageRunner):
         built = build_tree(affinity_path, blocks, self.config,
                            alpha=self.alpha, budget=self.budget,
                            method=self.method, top_n=self.top_n, out=out)
+        text = built.text
+        sweep = None
+        if self.budget is None:
+            # with alpha alone the size is whatever alpha gives: the sizes
+            # every alpha reaches go in the report beside the chosen one
+            swept = sweep_alpha(affinity_path, blocks, self.config,
+                                method=self.method, top_n=self.top_n)
+            text += '\n\n' + swept.text
+            sweep = [dict(alpha_min=r['alpha_min'], alpha_max=r['alpha_max'],
+                          params=int(r['params']),
+                          groups=[len(p) for p in r['branches']],
+                          chosen=r['branches'] == built.branches)
+                     for r in swept.rows]
         # its tables (tree, cost per block, sizes) go to a file beside the
         # config, not the console
-        write_text_atomic(built.text + '\n',
+        write_text_atomic(text + '\n',
                           osp.join(osp.dirname(out), 'build_tree.txt'))
         branches = validate_branches(built.branches, self.tasks,
                                      len(self.info['block_names']))
-        result = dict(config=built.config, branches=branches, png=built.png)
+        result = dict(config=built.config, branches=branches, png=built.png,
+                      params=int(built.params), alpha_sweep=sweep)
         self.book.finish('tree', fp, result)
         return result
 

@@ -215,6 +215,34 @@ def convergence_lines(job: Any) -> List[str]:
     return lines
 
 
+def _alpha_text(job: Any, tree: dict) -> str:
+    """With alpha and no budget: the sizes the alpha range reaches, the
+    chosen tree's row marked (so the size alpha gave is seen among the
+    others)."""
+    rows = tree.get('alpha_sweep')
+    if not rows:
+        return ''
+    lines = ['| alpha from | to | params (M) | groups per block |',
+             '| --- | --- | --- | --- |']
+    for r in rows:
+        mark = ' **(chosen)**' if r.get('chosen') else ''
+        lines.append(f'| {r["alpha_min"]:.4g} | {r["alpha_max"]:.4g} | '
+                     f'{r["params"] / 1e6:.3f}{mark} | '
+                     f'{"-".join(str(g) for g in r["groups"])} |')
+    return (f"""
+## The sizes alpha reaches
+
+The tree was chosen with alpha `{job.alpha}` and no budget, so its size is
+what that alpha gives. Every distinct tree over the range of alpha (the
+same affinity and search; alpha sampled log-spaced up to the value from
+which all-shared is optimal):
+
+""" + '\n'.join(lines) + '\n' + (
+        '' if any(r.get('chosen') for r in rows) else
+        f'\nThe chosen tree ({tree.get("params", 0) / 1e6:.3f} M) lies '
+        'between the sampled alphas.\n'))
+
+
 def write_report(job: Any, affinity_path: Optional[str], tree: dict,
                  headline: Optional[bool] = True) -> str:
     """Write ``<work_dir>/report.md`` and its figures; print the headline.
@@ -343,7 +371,7 @@ same pictures for any image, docs/inference.md).
         for r in rows if r['branches']) + f"""
 ```
 
-{affinity_text}
+{affinity_text}{_alpha_text(job, tree)}
 ## Parameters against Δm
 
 ![parameters vs delta m]({osp.basename(figs['tradeoff'])})

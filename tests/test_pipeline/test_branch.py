@@ -173,6 +173,17 @@ def test_end_to_end_resume_at_every_boundary_and_invalidation(tmp_path,
     job(cfg, wd, rec, budget=None, alpha=1e6).run()
     assert rec.ran() == ['tree', 'branched', 'random/0', 'report']
     assert any('inputs changed' in line for line in rec.lines)
+    # with alpha alone, the sizes every alpha reaches are reported, the
+    # chosen tree among them (alpha 1e6: all-shared, the smallest)
+    tree = json.loads((wd / 'stages' / 'tree.json').read_text())['result']
+    sweep = tree['alpha_sweep']
+    assert [r['chosen'] for r in sweep].count(True) == 1
+    assert sweep[-1]['chosen'] and sweep[-1]['groups'] == [1] * 5
+    params = [r['params'] for r in sweep]
+    assert params == sorted(params, reverse=True) and len(sweep) >= 2
+    report = (wd / 'report.md').read_text()
+    assert '## The sizes alpha reaches' in report
+    assert '**(chosen)**' in report
 
 
 def test_kill_9_during_training_resumes(tmp_path):
