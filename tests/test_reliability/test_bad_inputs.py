@@ -58,7 +58,7 @@ def latin1():
 
 # (file content, a phrase the error must hold)
 MALFORMED = {
-    'diagonal -5': (with_value(-5), r'-5 at layer .layer2., tasks '
+    'diagonal -5': (with_value(-5), r'-5 at block .layer2., tasks '
                     r'.left_parity. / .left_parity.*outside \[-1, 1\]'),
     'string value': (with_value('0.5'), r"'0.5' \(str\).*must be numbers"),
     'boolean value': (with_value(True), r'True \(bool\).*must be numbers'),

@@ -164,7 +164,7 @@ def test_asymmetric_affinity_is_refused_on_load(tmp_path):
     path.write_text(json.dumps(dict(
         tasks=['a', 'b', 'c'], layers=['l1', 'l2'], method='rsa',
         affinity=aff.tolist(), meta={})))
-    with pytest.raises(ValueError, match=r"not symmetric: at layer 'l2', "
+    with pytest.raises(ValueError, match=r"not symmetric: at block 'l2', "
                        r"tasks 'a' / 'c'.* it is 0.9 but 0.5"):
         load_affinity(str(path))
 
