@@ -209,3 +209,25 @@ def test_cfg_options_can_import_a_method(tmp_path, monkeypatch):
                          'custom_imports': dict(
                              imports=['toy_method_plugin_opts'])})
     assert job.methods == ['single_task', 'toy_by_option']
+
+
+def test_size_args_follow_the_budget_unit():
+    """A search tool gets the parsed budget under the option of its unit."""
+    from types import SimpleNamespace
+
+    from branched_mtl.pipeline.methods import MethodContext
+    from branched_mtl.tree.budget import Budget
+
+    def ctx(budget):
+        return MethodContext(
+            job=SimpleNamespace(budget=budget, seed=0), name='m',
+            work_dir='w', settings=None, settings_config='c.py',
+            budget_text=None if budget is None else str(budget),
+            alpha=None, costs=None, key=str, seed_dir=str, methods=['m'],
+            inputs='fp')
+
+    assert ctx(Budget(796309, 'params')).size_args(
+        '--budget', '--flops-budget') == ['--budget', '796309']
+    assert ctx(Budget(3500000000, 'flops')).size_args(
+        '--budget', '--flops-budget') == ['--flops-budget', '3500000000']
+    assert ctx(None).size_args('--budget', '--flops-budget') == []

@@ -99,13 +99,11 @@ class MethodContext:
         Returns:
             ``[option, value]``, or ``[]`` without a budget.
         """
-        from branched_mtl.tree.budget import (is_flops_budget,
-                                              parse_size_budget)
-        if self.budget_text is None:
+        budget = self.job.budget  # a Budget: its unit and value
+        if budget is None:
             return []
-        if is_flops_budget(self.budget_text):
-            return [flops, str(parse_size_budget(self.budget_text).value)]
-        return [params, str(int(self.job.budget))]
+        return [flops if budget.unit == 'flops' else params,
+                str(int(budget))]
 
     def search(self, tool: str, argv: List[str], record: str,
                cwd: Optional[str] = None) -> Dict[str, Any]:
