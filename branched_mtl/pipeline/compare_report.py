@@ -233,6 +233,10 @@ def _ci_text(stat: Optional[Dict[str, Any]]) -> str:
     return text
 
 
+# the fewest paired seeds a verdict ("better", "worse") rests on
+MIN_SEEDS_FOR_VERDICT = 5
+
+
 def paired_markdown(paired: Dict[str, Any]) -> str:
     """The paired table of :func:`paired_statistics`, with verdicts."""
     head = ['method', 'Δm (%) [95 % CI]', 'vs median random tree',
@@ -250,12 +254,19 @@ def paired_markdown(paired: Dict[str, Any]) -> str:
     verdicts = []
     for method, p in paired.items():
         parts = []
-        if 'vs_random_median' in p:
-            parts.append('than the random trees of its size: ' + words[
-                p['vs_random_median']['beyond_interval']])
-        if 'vs_all_shared' in p:
-            parts.append('than all-shared: ' + words[
-                p['vs_all_shared']['beyond_interval']])
+        for key, what in (('vs_random_median',
+                           'than the random trees of its size'),
+                          ('vs_all_shared', 'than all-shared')):
+            if key not in p:
+                continue
+            n = p[key].get('n', p['delta_m']['n'])
+            if n < MIN_SEEDS_FOR_VERDICT:
+                # two or three seeds give a bootstrap interval that only
+                # spans the seeds themselves: no claim rests on it
+                parts.append(f'{what}: no verdict ({n} seed(s); a claim '
+                             f'needs {MIN_SEEDS_FOR_VERDICT})')
+            else:
+                parts.append(f'{what}: ' + words[p[key]['beyond_interval']])
         if parts:
             verdicts.append(f'- {method_label(method)}: '
                             + '; '.join(parts))
