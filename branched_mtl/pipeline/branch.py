@@ -18,7 +18,7 @@ rerun when its inputs are unchanged):
 import math
 import os
 import os.path as osp
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -347,12 +347,20 @@ class BranchJob(StageRunner):
         book.finish('affinity', fp, dict(path=path))
         return path
 
-    def _tree(self, fp: str, affinity_path: str) -> dict:
+    def _tree_done(self, fp: str) -> Tuple[str, Optional[dict]]:
+        """The tree config's path, and the tree stage's record when it
+        finished with these inputs (then logged as skipped)."""
         out = self.folder('tree', 'branched.py')
         done = self.book.done('tree', fp)
         if done is not None and osp.isfile(out):
             self.log('  tree: done earlier, skipped')
             self._progress.skipped()
+            return out, done
+        return out, None
+
+    def _tree(self, fp: str, affinity_path: str) -> dict:
+        out, done = self._tree_done(fp)
+        if done is not None:
             return done
         os.makedirs(osp.dirname(out), exist_ok=True)
         blocks = ModelBlocks.from_mapping(self.info)
@@ -391,11 +399,8 @@ class BranchJob(StageRunner):
         (``tree/branched.py``, drawn beside it) like the searched trees."""
         from branched_mtl.tree import write_tree_config
         from branched_mtl.tree.draw import draw_tree
-        out = self.folder('tree', 'branched.py')
-        done = self.book.done('tree', fp)
-        if done is not None and osp.isfile(out):
-            self.log('  tree: done earlier, skipped')
-            self._progress.skipped()
+        out, done = self._tree_done(fp)
+        if done is not None:
             return done
         name = self.affinity_method
         key = self.decider.settings_key

@@ -10,15 +10,12 @@ import signal
 import time
 
 from reliability_helpers import ROOT, popen, run, write_main_config
+from test_kill9 import SCHEDULE as KILL9_SCHEDULE
 
 TOOL = osp.join(ROOT, 'tools', 'analysis', 'compare_methods.py')
-# a checkpoint every 2 of 8 iterations: the kill lands in a training
-SCHEDULE = """
-iters = 8
-train_cfg = dict(max_iters=iters, val_interval=4)
-default_hooks = dict(checkpoint=dict(interval=2))
-param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False, begin=0,
-                        end=iters, eta_min=1e-5)]
+# test_kill9's schedule (a checkpoint every 2 of 8 iterations: the kill
+# lands in a training) and a small probe
+SCHEDULE = KILL9_SCHEDULE + """
 branch = dict(probe=dict(dataset='val', num_samples=8))
 """
 
