@@ -27,6 +27,9 @@ def tiny_cfg(work_dir, packed):
                                samples=16)).o)
     cfg.work_dir = work_dir
     cfg.launcher = 'none'
+    # the Runner names its MessageHub after the experiment (config name and
+    # start second): both runs in one second would share one loss history
+    cfg.experiment_name = work_dir.replace('/', '_')
     if packed:
         precollate_loader(cfg.train_dataloader)
     return cfg

@@ -299,6 +299,9 @@ def tiny_scenes_config(tmp_path, iters: int = 2, **switches) -> Config:
                       cfg_options=options)
     # no validation in a few iterations: leave the val loop out
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    # the Runner names its MessageHub after the experiment (config name and
+    # start second): two runs in one second would share one loss history
+    cfg.experiment_name = str(tmp_path).replace('/', '_')
     return cfg
 
 
