@@ -22,7 +22,7 @@ from branched_mtl.utils import UserError  # noqa: E402
 from projects.adashare.adashare import (AdaShareSearch,  # noqa: E402
                                         PolicyEncoder, render_policy_config,
                                         sharing_loss, sharing_weights,
-                                        sparsity_loss)
+                                        search_settings, sparsity_loss)
 
 CONFIG = osp.join(ROOT, 'projects', 'adashare', 'configs',
                   'adashare_resnet18-thin_multidigits.py')
@@ -130,6 +130,19 @@ def test_bad_inputs_name_the_thing_at_fault():
     enc = dict(type='PolicyEncoder', backbone=BACKBONE, tasks=['ok', 'x y'])
     with pytest.raises(ValueError, match="'x y'"):
         render_policy_config('base.py', enc)
+
+
+def test_sparsity_weight_grid_setting():
+    """The comparison's size knob grid is a known setting, checked."""
+    from mmengine.config import Config
+    ok = search_settings(Config(dict(adashare=dict(
+        sparsity_weights=[0.001, 0.1]))))
+    assert ok['sparsity_weights'] == [0.001, 0.1]
+    assert search_settings(Config(dict()))['sparsity_weights'] is None
+    for bad in ([], [0.1, 0.1], [0.1, -1], [float('nan')], 'x'):
+        with pytest.raises(UserError, match='adashare.sparsity_weights'):
+            search_settings(Config(dict(adashare=dict(
+                sparsity_weights=bad))))
 
 
 def test_losses_and_curriculum_gradients():

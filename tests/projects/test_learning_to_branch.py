@@ -312,6 +312,9 @@ def test_dense_config_unchanged(tmp_path):
      'the single-task models together (60%) (did you mean 40%?)'),
     (None, ['--flops-budget', '0.5'], "--flops-budget '0.5' is 0 FLOPs, no "
      'network fits'),
+    # the comparison's size knob grid
+    ("ltb = dict(size_weights=[1, 1])", [], 'ltb.size_weights must be'),
+    ("ltb = dict(size_weights=[0.5, -1])", [], 'ltb.size_weights must be'),
 ])
 def test_bad_input_names_it(tmp_path, capsys, override, extra, message):
     """A size no tree meets, a backbone whose blocks cannot be branched, a

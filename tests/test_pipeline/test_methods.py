@@ -231,3 +231,72 @@ def test_size_args_follow_the_budget_unit():
     assert ctx(Budget(3500000000, 'flops')).size_args(
         '--budget', '--flops-budget') == ['--flops-budget', '3500000000']
     assert ctx(None).size_args('--budget', '--flops-budget') == []
+
+
+# a search tool whose network shrinks as its knob grows; every run is
+# counted in runs.txt beside its work dir
+KNOB_TOOL = '''
+import argparse, json, os, os.path as osp
+p = argparse.ArgumentParser()
+p.add_argument('config'); p.add_argument('--work-dir')
+p.add_argument('--seed', type=int); p.add_argument('--budget')
+p.add_argument('--flops')
+p.add_argument('--knob', type=float, default=0.0)
+a = p.parse_args()
+os.makedirs(a.work_dir, exist_ok=True)
+with open(osp.join(osp.dirname(a.work_dir), 'runs.txt'), 'a') as f:
+    f.write(f'{a.knob}\\n')
+size = {0.0: 1000, 1.0: 500, 3.0: 250, 9.0: 100, 5.0: 250}[a.knob]
+json.dump(dict(size=dict(params=size, flops=2 * size), knob=a.knob),
+          open(osp.join(a.work_dir, 'rec.json'), 'w'))
+'''
+
+
+def test_search_sized_chooses_by_size_alone(tmp_path):
+    """One search per knob value, kept when done; the largest network
+    within the target (ties to the value listed first); the smallest
+    where none fits; bad knob values refused."""
+    from types import SimpleNamespace
+
+    from branched_mtl.pipeline.costs import CostBook
+    from branched_mtl.pipeline.methods import MethodContext
+    from branched_mtl.tree.budget import Budget
+    tool = tmp_path / 'tool.py'
+    tool.write_text(KNOB_TOOL)
+    (tmp_path / 'settings.py').write_text('x = 1\n')
+
+    def run(budget, values, folder):
+        ctx = MethodContext(
+            job=SimpleNamespace(budget=budget, seed=0), name='peer',
+            work_dir=str(tmp_path / folder), settings=None,
+            settings_config=str(tmp_path / 'settings.py'),
+            budget_text=str(budget), alpha=None,
+            costs=CostBook(str(tmp_path / folder / 'costs')), key=str,
+            seed_dir=str, methods=['peer'], inputs='fp', log=lambda m: None)
+        return ctx.search_sized(str(tool),
+                                ctx.size_args('--budget', '--flops'),
+                                'rec.json', '--knob', values,
+                                lambda rec, unit: rec['size'][unit])
+
+    def runs(folder):
+        return (tmp_path / folder / 'runs.txt').read_text().split()
+
+    rec, tuning = run(Budget(400, 'params'), [0, 1, 3, 5, 9], 'a')
+    assert rec['knob'] == 3.0 and tuning['chosen'] == 3.0  # 250 <= 400
+    assert tuning['size_target_met'] is True
+    assert [t['size'] for t in tuning['tried']] == [1000, 500, 250, 250, 100]
+    assert len(tuning['cost_keys']) == 5 and tuning['folder'].endswith('_3')
+    assert runs('a') == ['0.0', '1.0', '3.0', '5.0', '9.0']
+    # a second call finds every search done: nothing runs again
+    assert run(Budget(400, 'params'), [0, 1, 3, 5, 9], 'a')[0] == rec
+    assert len(runs('a')) == 5
+    # nothing fits 50: the smallest network, flagged
+    rec, tuning = run(Budget(50, 'params'), [1, 9, 0], 'b')
+    assert tuning['chosen'] == 9.0 and tuning['size_target_met'] is False
+    # the unit of the budget picks the size measured (FLOPs: twice)
+    assert run(Budget(1000, 'flops'), [0, 1, 3], 'c')[1]['chosen'] == 1.0
+    # no values: one search at the tool's own knob, in `search/`
+    rec, tuning = run(Budget(400, 'params'), None, 'd')
+    assert rec['knob'] == 0.0 and tuning['folder'] == 'search'
+    with pytest.raises(UserError, match='--knob values'):
+        run(Budget(400, 'params'), [1, 1.0], 'e')

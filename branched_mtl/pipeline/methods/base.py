@@ -15,7 +15,7 @@ import os.path as osp
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from branched_mtl.utils.errors import UserError
 
@@ -106,17 +106,20 @@ class MethodContext:
                 str(int(budget))]
 
     def search(self, tool: str, argv: List[str], record: str,
-               cwd: Optional[str] = None) -> Dict[str, Any]:
+               cwd: Optional[str] = None,
+               folder: str = 'search') -> Dict[str, Any]:
         """Run a search tool once per seed (kept when done with the same
-        inputs): ``python TOOL SETTINGS_CONFIG --work-dir <work_dir>/search
+        inputs): ``python TOOL SETTINGS_CONFIG --work-dir <work_dir>/<folder>
         --seed S ARGV``, its output in ``console.log`` there, its wall and
-        CPU seconds as ``<name>/search`` in the cost book.
+        CPU seconds as ``<name>/<folder>`` in the cost book.
 
         Args:
             tool: The tool's path.
             argv: Its options beyond config, work dir and seed.
             record: The JSON file the tool leaves in its work dir.
             cwd: Where it runs (its project's root, say).
+            folder: Its work dir inside the method's folder (also the name
+                of its stage and cost).
 
         Returns:
             The record, loaded.
@@ -125,25 +128,88 @@ class MethodContext:
             UserError: with the end of its output when the tool fails.
         """
         from ..stages import StageBook, fingerprint
-        folder = osp.join(self.work_dir, 'search')
+        where = osp.join(self.work_dir, folder)
         book = StageBook(self.work_dir)
         fp = fingerprint('search', self.inputs, argv)
-        done = book.done('search', fp)
+        done = book.done(folder, fp)
         if done is not None and osp.isfile(done['record']):
             with open(done['record']) as f:
                 return json.load(f)
-        if book.stale('search', fp):
-            book.reset('search', folder)
+        if book.stale(folder, fp):
+            book.reset(folder, where)
         cmd = [sys.executable, tool, self.settings_config, '--work-dir',
-               folder, '--seed', str(self.seed)] + list(argv)
-        with self.costs.measure(self.key(f'{self.name}/search')):
-            _run_tool(cmd, folder, cwd)
-        path = osp.join(folder, record)
+               where, '--seed', str(self.seed)] + list(argv)
+        with self.costs.measure(self.key(f'{self.name}/{folder}')):
+            _run_tool(cmd, where, cwd)
+        path = osp.join(where, record)
         if not osp.isfile(path):
             raise UserError(f'{osp.basename(tool)} left no {path}')
-        book.finish('search', fp, dict(record=path))
+        book.finish(folder, fp, dict(record=path))
         with open(path) as f:
             return json.load(f)
+
+    def search_sized(self, tool: str, argv: List[str], record: str,
+                     knob: str, values: Optional[Sequence[float]],
+                     size_of: Callable[[Dict[str, Any], str], float],
+                     cwd: Optional[str] = None
+                     ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+        """Reach the size target with the method's own size knob: one
+        search per knob value, and the network chosen by size alone (never
+        by a score), as a fair comparison of sizes needs.
+
+        The rule: the largest network within the target; where none fits,
+        the smallest one (``size_target_met`` False). Ties go to the value
+        listed first. Without values (or without a size target) the tool
+        runs once, with the knob its settings give.
+
+        Args:
+            tool: The search tool's path.
+            argv: Its options beyond config, work dir, seed and knob.
+            record: The JSON file it leaves in its work dir.
+            knob: The tool's option for the knob (``--sparsity-weight``).
+            values: The knob's values to try.
+            size_of: The size of a record's network in a unit
+                (``'params'`` or ``'flops'``).
+            cwd: Where the tool runs.
+
+        Returns:
+            ``(record, tuning)``: the chosen search's record, and what was
+            tried (``knob``, ``tried`` = value, size, folder per search,
+            ``chosen`` and its ``folder``, ``target``, ``unit``,
+            ``size_target_met``, ``cost_keys``).
+        """
+        budget = self.job.budget
+        if not values or budget is None:
+            rec = self.search(tool, argv, record, cwd)
+            return rec, dict(knob=knob, tried=[], chosen=None,
+                             folder='search',
+                             cost_keys=[self.key(f'{self.name}/search')])
+        values = [float(v) for v in values]
+        if len(set(values)) != len(values) or not all(
+                v == v and v >= 0 for v in values):
+            raise UserError(f'{self.name}: the {knob} values to try must be '
+                            f'distinct numbers >= 0, got {values}')
+        unit, target = budget.unit, float(budget)
+        tried, records = [], []
+        for v in values:
+            folder = f'search_{knob.lstrip("-").replace("-", "_")}_{v:g}'
+            self.log(f'[{self.name}] size knob {knob} {v:g}')
+            rec = self.search(tool, argv + [knob, repr(v)], record, cwd,
+                              folder=folder)
+            records.append(rec)
+            tried.append(dict(value=v, size=float(size_of(rec, unit)),
+                              folder=folder))
+        fits = [i for i, t in enumerate(tried) if t['size'] <= target]
+        if fits:
+            best = max(fits, key=lambda i: (tried[i]['size'], -i))
+        else:
+            best = min(range(len(tried)), key=lambda i: (tried[i]['size'], i))
+        return records[best], dict(
+            knob=knob, tried=tried, chosen=tried[best]['value'],
+            folder=tried[best]['folder'], target=target, unit=unit,
+            size_target_met=bool(fits),
+            cost_keys=[self.key(f'{self.name}/{t["folder"]}')
+                       for t in tried])
 
 
 def _run_tool(cmd: List[str], folder: str, cwd: Optional[str]) -> None:

@@ -25,7 +25,12 @@ class AdaShare(BaseMethod):
 
     def decide(self, ctx: MethodContext) -> Decision:
         size = ctx.size_args('--params-target', '--flops-target')
-        record = ctx.search(SEARCH_TOOL, size, 'search.json', cwd=ROOT)
+        # the sparsity weight is AdaShare's size knob: with a list of
+        # weights, the network is chosen by size alone
+        record, tuning = ctx.search_sized(
+            SEARCH_TOOL, size, 'search.json', '--sparsity-weight',
+            (ctx.settings or {}).get('sparsity_weights'),
+            lambda rec, unit: rec['size'][unit], cwd=ROOT)
         derived = Config.fromfile(record['config'])
         # only the architecture comes from the search: the schedule, data
         # and selection rule are those of every other model
@@ -34,7 +39,10 @@ class AdaShare(BaseMethod):
             imports=list((derived.get('custom_imports') or {}).get(
                 'imports', [])),
             fingerprint=record['policy'],
-            cost_keys=[ctx.key(f'{self.name}/search')],
+            cost_keys=tuning['cost_keys'],
             search=dict(policy=record['policy'],
-                        size_target_met=record.get('size_target_met')),
+                        size_target_met=tuning.get(
+                            'size_target_met',
+                            record.get('size_target_met')),
+                        size_knob=tuning),
             extra=dict(policy=record['policy']))

@@ -69,6 +69,9 @@ DEFAULTS = dict(
     policy_seed=0,
     params_target=None,
     flops_target=None,
+    # the comparison's size knob: one search per weight, the network
+    # chosen by size alone (None: one search at sparsity_weight)
+    sparsity_weights=None,
 )
 
 
@@ -100,7 +103,21 @@ def search_settings(cfg: Config) -> Dict[str, Any]:
             raise UserError(f'adashare.{key} must be >= 0, got {s[key]!r}')
     for key in ('params_target', 'flops_target'):
         s[key] = parse_size(s[key], f'adashare.{key}')
+    _knob_values(s, 'sparsity_weights')
     return s
+
+
+def _knob_values(s: Dict[str, Any], key: str) -> None:
+    """``s[key]``: None or a list of distinct finite numbers >= 0."""
+    values = s[key]
+    if values is None:
+        return
+    if not isinstance(values, (list, tuple)) or not values or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v) and v >= 0 for v in values) or len(
+                set(values)) != len(values):
+        raise UserError(f'adashare.{key} must be a list of distinct finite '
+                        f'numbers >= 0, got {str(values)[:40]!r}')
 
 
 def _whole(s: Dict[str, Any], key: str, low: int) -> int:

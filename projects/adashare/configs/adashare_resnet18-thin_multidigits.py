@@ -23,5 +23,7 @@ model = dict(
 # The search's settings: DEFAULTS of projects/adashare/adashare/search.py,
 # which are sized for this config (8 blocks, the main job's 1200
 # iterations) and used as they are; set a key here, or --cfg-options
-# adashare.KEY=VALUE, to change one.
-adashare = dict()
+# adashare.KEY=VALUE, to change one. In compare_methods.py the sparsity
+# weight is AdaShare's size knob: one search per weight listed here, the
+# network chosen by size alone (the largest within the budget).
+adashare = dict(sparsity_weights=[0.001, 0.01, 0.1, 1.0])

@@ -19,4 +19,8 @@ ltb = dict(
     warmup_iters=60,          # weights only, logits still
     # replaces the default optimiser dict as a whole (a higher lr)
     arch_optimizer=dict(type='Adam', lr=0.02, betas=(0.5, 0.999)),
+    # compare_methods.py: the size weight is LTB's size knob, one search
+    # per weight, the tree chosen by size alone (the largest within the
+    # budget); tools/search.py itself uses size_weight
+    size_weights=[0.0, 0.3, 1.0, 3.0],
 )

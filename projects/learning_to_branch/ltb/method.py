@@ -23,11 +23,16 @@ class LearningToBranch(BaseMethod):
 
     def decide(self, ctx: MethodContext) -> Decision:
         size = ctx.size_args('--budget', '--flops-budget')
-        record = ctx.search(SEARCH_TOOL, size, 'search.json', cwd=ROOT)
+        # the size weight is Learning to Branch's size knob: with a list
+        # of weights, the tree is chosen by size alone
+        record, tuning = ctx.search_sized(
+            SEARCH_TOOL, size, 'search.json', '--size-weight',
+            (ctx.settings or {}).get('size_weights'),
+            lambda rec, unit: rec[unit], cwd=ROOT)
         return Decision(
             branches=record['branches'],
             fingerprint=fingerprint(record['branches'], size),
-            cost_keys=[ctx.key(f'{self.name}/search')],
-            search=dict(branches=record['branches'],
-                        record=osp.join(ctx.work_dir, 'search',
+            cost_keys=tuning['cost_keys'],
+            search=dict(branches=record['branches'], size_knob=tuning,
+                        record=osp.join(ctx.work_dir, tuning['folder'],
                                         'search.json')))

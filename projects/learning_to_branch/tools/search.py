@@ -71,6 +71,9 @@ DEFAULTS: Dict[str, Any] = dict(
     hard=False,              # straight-through one-hot samples
     arch_optimizer=dict(type='Adam', lr=0.01, betas=(0.5, 0.999)),
     size_weight=None,        # None: 1.0 with a budget, else 0
+    # the comparison's size knob: one search per weight, the tree chosen
+    # by size alone (None: one search at size_weight)
+    size_weights=None,
 )
 
 
@@ -150,6 +153,13 @@ def _settings(cfg: Config, args: argparse.Namespace) -> Dict[str, Any]:
                               and math.isfinite(w)):
         raise UserError(f'size_weight must be a finite number >= 0, got '
                         f'{short_repr(w)}')
+    ws = s['size_weights']
+    if ws is not None and not (
+            isinstance(ws, (list, tuple)) and ws and len(set(ws)) == len(ws)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and math.isfinite(v) and v >= 0 for v in ws)):
+        raise UserError('ltb.size_weights must be a list of distinct finite '
+                        f'numbers >= 0, got {short_repr(ws)}')
     return s
 
 
