@@ -297,6 +297,12 @@ def plan_sweep(cfg: Config,
                 job_cfg, **dict(dict(dataset=probe['dataset'],
                                      num_samples=probe_samples,
                                      seed=probe_seed + 1), **early_stop))
+        ckpt = (job_cfg.get('default_hooks') or {}).get('checkpoint')
+        if isinstance(ckpt, dict) and ckpt.get('type') in (
+                'CheckpointHook', 'mmengine.CheckpointHook'):
+            # only the probe losses of a recombined run are read: its
+            # checkpoints serve resuming, none is needed at the end
+            ckpt['type'] = 'InterimCheckpointHook'
         job_cfg.work_dir = job_dir
         return job_cfg
 

@@ -3,3 +3,4 @@ from . import reliability_hooks  # noqa: F401 (registers TaskCheckHook, ResumeVa
 from . import early_stop_hook  # noqa: F401 (registers ProbeEarlyStoppingHook)
 from . import tag_hook  # noqa: F401 (registers TagHook)
 from . import frozen_cache  # noqa: F401 (registers FrozenFeatureCacheHook)
+from . import interim_checkpoint_hook  # noqa: F401 (registers InterimCheckpointHook)
