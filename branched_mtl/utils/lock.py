@@ -12,6 +12,7 @@ import os
 import os.path as osp
 import socket
 import sys
+import time
 from typing import Optional
 
 from .errors import UserError, WorkDirBusy
@@ -66,6 +67,9 @@ class WorkDirLock:
         self.option = option
         self.path = osp.join(osp.abspath(work_dir), LOCK_NAME)
         self.fd: Optional[int] = None
+        # how long a lock whose named holder has died may stay held (by a
+        # child of the holder between fork and exec, or still exiting)
+        self.grace_s = 5.0
 
     def acquire(self) -> 'WorkDirLock':
         check_work_dir(self.work_dir, self.option)
@@ -83,6 +87,8 @@ class WorkDirLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if _lock_when_holder_gone(fd, self.grace_s):
+                return self._own(fd)
             holder = _read_holder(fd)
             os.close(fd)
             raise WorkDirBusy(
@@ -97,6 +103,10 @@ class WorkDirLock:
                 f'support file locks (flock: {e.strerror}), which keep two '
                 'runs out of one work dir; give a work dir on a local or '
                 'lock-capable file system') from None
+        return self._own(fd)
+
+    def _own(self, fd: int) -> 'WorkDirLock':
+        """Name this run in the lock file it holds."""
         info = dict(pid=os.getpid(), host=socket.gethostname(),
                     command=self.what[:300],
                     since=datetime.datetime.now().isoformat(
@@ -135,6 +145,60 @@ def _clean(value: object, limit: int = 120) -> str:
     (the lock file is plain text anyone may have written)."""
     text = ''.join(c if c.isprintable() else '?' for c in str(value))
     return text if len(text) <= limit else text[:limit] + '...'
+
+
+def _holder_pid(fd: int) -> Optional[int]:
+    """The pid the lock file names, if the holder ran on this host."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode('utf-8', 'replace'))
+        pid = info['pid']
+        if info['host'] != socket.gethostname() or isinstance(pid, bool) \
+                or not isinstance(pid, int) or pid < 1:
+            return None
+        return pid
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie has closed its files: not alive)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            state = f.read().rsplit(')', 1)[1].split()[0]
+        return state not in ('Z', 'X')
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _lock_when_holder_gone(fd: int, grace_s: float) -> bool:
+    """Take the lock if the run the file names is dead and whatever still
+    holds the lock lets go within ``grace_s``: a child it forked and that
+    has not reached exec yet (the lock is close-on-exec), or a process of
+    it still exiting. Killed with ``-9`` under load, that takes a moment;
+    an immediate rerun would otherwise be refused with a dead run's name.
+
+    Returns:
+        True with the lock held on ``fd``; False if the holder lives (or is
+        not known) or the lock stays held.
+    """
+    pid = _holder_pid(fd)
+    if pid is None or _alive(pid):
+        return False
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            continue
+    return False
 
 
 def _read_holder(fd: int) -> str:

@@ -73,3 +73,53 @@ def test_lock_is_not_inherited(tmp_path):
     finally:
         child.kill()
         child.wait()
+
+
+# takes the lock, forks a child that keeps the lock's fd (fork, no exec)
+# until 0.3 s after RELEASE exists, prints 'locked' and waits to be killed
+HOLD_FORK = """
+import os, sys, time
+from branched_mtl.utils.lock import WorkDirLock
+WorkDirLock(sys.argv[1], 'dying parent').acquire()
+if os.fork() == 0:
+    while not os.path.exists(sys.argv[2]):
+        time.sleep(0.02)
+    time.sleep(0.3)  # still holding when the rerun starts
+    os._exit(0)
+print('locked', flush=True)
+time.sleep(300)
+"""
+
+
+def test_lock_of_a_dead_holder_is_taken_once_its_child_lets_go(tmp_path):
+    """kill -9 of the holder while a child it forked still has the lock's
+    fd (between fork and exec): a rerun waits for the child, not refused
+    with a dead run's name; a live holder is refused at once."""
+    wd, release = str(tmp_path / 'wd'), str(tmp_path / 'release')
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.Popen([sys.executable, '-c', HOLD_FORK, wd, release],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == 'locked'
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        # without grace: refused, naming the dead holder
+        hasty = WorkDirLock(wd)
+        hasty.grace_s = 0.0
+        with pytest.raises(WorkDirBusy, match=rf'process {proc.pid} .*dying'):
+            hasty.acquire()
+        open(release, 'w').close()
+        start = time.monotonic()
+        with WorkDirLock(wd, 'rerun'):
+            pass
+        assert time.monotonic() - start < 5.0
+    finally:
+        open(release, 'w').close()
+        if proc.poll() is None:
+            proc.kill()
+    # a live holder: refused without waiting out the grace
+    with WorkDirLock(wd, 'alive'):
+        start = time.monotonic()
+        with pytest.raises(WorkDirBusy, match='alive'):
+            WorkDirLock(wd).acquire()
+        assert time.monotonic() - start < 1.0
