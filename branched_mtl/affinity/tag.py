@@ -267,8 +267,8 @@ def select_tag_groups(z: Any,
     best: Optional[Tuple[float, int, tuple]] = None
     evaluated = 0
     if disjoint:
-        from branched_mtl.tree.search import _set_partitions
-        for part in _set_partitions(n):
+        from branched_mtl.tree.partitions import set_partitions
+        for part in set_partitions(n):
             if len(part) > k:
                 continue
             evaluated += 1

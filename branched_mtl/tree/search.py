@@ -29,6 +29,8 @@ import numpy as np
 from .branches import Branches, all_shared, count_tree_params
 from .cost import (all_shared_alpha, check_affinity, check_alpha, check_pools,
                    group_distance, tree_cost, tree_cost_breakdown)
+from .partitions import (Partition, canon, members, set_partitions,
+                         splits_of)
 
 __all__ = [
     'search_tree', 'alpha_sweep', 'group_affinity', 'EXACT_MAX_TASKS',
@@ -53,27 +55,6 @@ _EPS = 1e-9
 _KMEANS_N_INIT = 3
 # Spectral clustering needs a connected graph with non-negative weights.
 _MIN_GROUP_AFFINITY = 1e-6
-
-Partition = Tuple[int, ...]
-
-
-def _lowbit(mask: int) -> int:
-    return mask & -mask
-
-
-def _canon(groups) -> Partition:
-    return tuple(sorted(groups, key=_lowbit))
-
-
-def _members(mask: int) -> List[int]:
-    out, i = [], 0
-    while mask:
-        if mask & 1:
-            out.append(i)
-        mask >>= 1
-        i += 1
-    return out
-
 
 def group_affinity(affinity_l: np.ndarray,
                    groups: Sequence[Sequence[int]]) -> np.ndarray:
@@ -130,7 +111,7 @@ class _Problem:
         key = (l, mask)
         v = self._group_cost.get(key)
         if v is None:
-            v = group_distance(self.dist[l], _members(mask))
+            v = group_distance(self.dist[l], members(mask))
             self._group_cost[key] = v
         return v
 
@@ -163,7 +144,7 @@ class _Problem:
                 merged: Dict[int, int] = {}
                 for g, lab in zip(groups, labels):
                     merged[int(lab)] = merged.get(int(lab), 0) | g
-                p = _canon(merged.values())
+                p = canon(merged.values())
                 if p not in parts:
                     parts.append(p)
             self._cands[key] = parts
@@ -189,7 +170,7 @@ class _Problem:
         return [labels]
 
     def _affinity_of(self, l: int, groups: Partition) -> np.ndarray:
-        return group_affinity(self.aff[l], [_members(g) for g in groups])
+        return group_affinity(self.aff[l], [members(g) for g in groups])
 
     def _embed(self, l: int, groups: Partition) -> np.ndarray:
         from scipy.linalg import eigh
@@ -211,55 +192,6 @@ class _Problem:
 
 
 # -- exact ------------------------------------------------------------------
-def _set_partitions(n: int) -> List[Partition]:
-    """All set partitions of range(n), groups ordered by their lowest task."""
-    out: List[Partition] = []
-
-    def rec(i: int, groups: List[int]):
-        if i == n:
-            out.append(tuple(groups))
-            return
-        bit = 1 << i
-        for k in range(len(groups)):
-            groups[k] |= bit
-            rec(i + 1, groups)
-            groups[k] ^= bit
-        groups.append(bit)
-        rec(i + 1, groups)
-        groups.pop()
-
-    rec(0, [])
-    return out
-
-
-def _covers(parts: List[Partition]) -> List[List[int]]:
-    """For each partition, the partitions made by splitting one group in two.
-
-    Every refinement of a partition is reached through a chain of such
-    splits, so the best over all refinements can be collected through them.
-    """
-    index = {p: i for i, p in enumerate(parts)}
-    out = []
-    for p in parts:
-        nxt = []
-        for k, g in enumerate(p):
-            low = _lowbit(g)
-            rest = g ^ low
-            if not rest:
-                continue
-            others = p[:k] + p[k + 1:]
-            # g1 keeps g's lowest task, so each split is listed once.
-            sub = (rest - 1) & rest
-            while True:
-                g1 = low | sub
-                nxt.append(index[_canon(others + (g1, g ^ g1))])
-                if sub == 0:
-                    break
-                sub = (sub - 1) & rest
-        out.append(nxt)
-    return out
-
-
 def _better(a, b) -> bool:
     """Whether (cost, size, ...) a beats b: lower cost, then smaller size."""
     return a[0] < b[0] - _EPS or (a[0] <= b[0] + _EPS and a[1] < b[1])
@@ -304,8 +236,8 @@ def _keep(points: List[tuple], budget: bool) -> List[tuple]:
 
 def _exact(prob: _Problem) -> Tuple[list, float]:
     n, num_blocks = prob.num_tasks, prob.num_blocks
-    parts = _set_partitions(n)
-    covers = _covers(parts)
+    parts = set_partitions(n)
+    covers = splits_of(parts)
     # Finest first, so the partitions a split leads to are done already.
     order = sorted(range(len(parts)), key=lambda i: -len(parts[i]))
     ngroups = [len(p) for p in parts]
@@ -430,7 +362,7 @@ def _check_int(name: str, v, minimum: int = 0) -> int:
 
 
 def _to_branches(parts: List[Partition], tasks: List[str]) -> Branches:
-    return [[[tasks[i] for i in _members(g)] for g in _canon(p)]
+    return [[[tasks[i] for i in members(g)] for g in canon(p)]
             for p in parts]
 
 
