@@ -1,5 +1,8 @@
 """Small helpers on config dicts."""
-from typing import Mapping
+import math
+from typing import Any, List, Mapping
+
+from .errors import UserError
 
 
 def type_name(cfg: Mapping) -> str:
@@ -15,3 +18,28 @@ def type_name(cfg: Mapping) -> str:
     name = obj_type if isinstance(obj_type, str) else getattr(
         obj_type, '__name__', '')
     return name.rpartition('.')[2]
+
+
+def check_number_list(values: Any, what: str) -> List[float]:
+    """``values`` as floats: a non-empty list of distinct finite numbers
+    >= 0 (the values of a size knob, say), or a one-line error.
+
+    Args:
+        values: The setting as given.
+        what: Its name in the error (``method.knob_values``).
+
+    Returns:
+        The values as floats, in their order.
+
+    Raises:
+        UserError: naming ``what`` and the value.
+    """
+    ok = isinstance(values, (list, tuple)) and len(values) > 0 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool)
+        and math.isfinite(v) and v >= 0 for v in values)
+    if not ok or len(set(values)) != len(values):
+        text = str(values)
+        text = text if len(text) <= 40 else text[:40] + '...'
+        raise UserError(f'{what} must be a list of distinct finite numbers '
+                        f'>= 0, got {text!r}')
+    return [float(v) for v in values]

@@ -147,17 +147,25 @@ def _clean(value: object, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit] + '...'
 
 
-def _holder_pid(fd: int) -> Optional[int]:
-    """The pid the lock file names, if the holder ran on this host."""
+def _holder_record(fd: int) -> Optional[dict]:
+    """What the lock file says of its holder (pid, host, command, since),
+    or None where it is unreadable or not ours."""
     try:
         info = json.loads(os.pread(fd, 4096, 0).decode('utf-8', 'replace'))
         pid = info['pid']
-        if info['host'] != socket.gethostname() or isinstance(pid, bool) \
-                or not isinstance(pid, int) or pid < 1:
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid < 1:
             return None
-        return pid
+        return info
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
+
+
+def _holder_pid(fd: int) -> Optional[int]:
+    """The pid the lock file names, if the holder ran on this host."""
+    info = _holder_record(fd)
+    if info is None or info.get('host') != socket.gethostname():
+        return None
+    return info['pid']
 
 
 def _alive(pid: int) -> bool:
@@ -202,16 +210,13 @@ def _lock_when_holder_gone(fd: int, grace_s: float) -> bool:
 
 
 def _read_holder(fd: int) -> str:
+    info = _holder_record(fd)
     try:
-        raw = os.pread(fd, 4096, 0).decode('utf-8', 'replace')
-        info = json.loads(raw)
         pid = info['pid']
-        if isinstance(pid, bool) or not isinstance(pid, int) or pid < 1:
-            raise ValueError(pid)
         return (f'process {pid} on {_clean(info["host"])} '
                 f'(`{_clean(info["command"])}`, since '
                 f'{_clean(info["since"], 40)}; stop it with `kill {pid}` '
                 'if it hangs)')
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+    except (KeyError, TypeError):
         # the holder has not written its name yet (or it is not ours)
         return 'another process (it just started)'

@@ -6,6 +6,8 @@ import glob
 import os.path as osp
 import sys
 
+from mmengine.config import Config
+
 from branched_mtl.apis.sweep import plan_sweep, write_jobs
 from branched_mtl.apis.sweep.worker import run_job
 
@@ -31,7 +33,7 @@ def _iters(job_dir):
 def test_no_checkpoint_after_the_last_iteration(tmp_path):
     plan = _plan(tmp_path, 'sweep', iters=3)
     job = plan.jobs[0]
-    cfg = __import__('mmengine').Config.fromfile(job.config_path)
+    cfg = Config.fromfile(job.config_path)
     assert cfg.default_hooks.checkpoint.type == 'InterimCheckpointHook'
     assert run_job(job, 'run', resume=False) is None
     # every iteration but the last (interval 1 in the tiny config)

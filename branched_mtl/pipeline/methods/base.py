@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from branched_mtl.utils.config import check_number_list
 from branched_mtl.utils.errors import UserError
 
 
@@ -184,11 +185,8 @@ class MethodContext:
             return rec, dict(knob=knob, tried=[], chosen=None,
                              folder='search',
                              cost_keys=[self.key(f'{self.name}/search')])
-        values = [float(v) for v in values]
-        if len(set(values)) != len(values) or not all(
-                v == v and v >= 0 for v in values):
-            raise UserError(f'{self.name}: the {knob} values to try must be '
-                            f'distinct numbers >= 0, got {values}')
+        values = check_number_list(values,
+                                   f'{self.name}: the {knob} values to try')
         unit, target = budget.unit, float(budget)
         tried, records = [], []
         for v in values:

@@ -39,7 +39,7 @@ from branched_mtl.registry import DATASETS, MODELS, OPTIMIZERS, build_stock
 from branched_mtl.tree.config_writer import base_reference, check_task_names
 from branched_mtl.tree.flops import dataset_input_shape
 from branched_mtl.utils import UserError, dump_json_atomic, write_text_atomic
-from branched_mtl.utils.config import type_name
+from branched_mtl.utils.config import check_number_list, type_name
 from branched_mtl.utils.console import quiet_logger
 from branched_mtl.utils.device import device_name
 from .losses import sharing_loss, sparsity_loss
@@ -103,21 +103,9 @@ def search_settings(cfg: Config) -> Dict[str, Any]:
             raise UserError(f'adashare.{key} must be >= 0, got {s[key]!r}')
     for key in ('params_target', 'flops_target'):
         s[key] = parse_size(s[key], f'adashare.{key}')
-    _knob_values(s, 'sparsity_weights')
+    if s['sparsity_weights'] is not None:
+        check_number_list(s['sparsity_weights'], 'adashare.sparsity_weights')
     return s
-
-
-def _knob_values(s: Dict[str, Any], key: str) -> None:
-    """``s[key]``: None or a list of distinct finite numbers >= 0."""
-    values = s[key]
-    if values is None:
-        return
-    if not isinstance(values, (list, tuple)) or not values or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool)
-            and math.isfinite(v) and v >= 0 for v in values) or len(
-                set(values)) != len(values):
-        raise UserError(f'adashare.{key} must be a list of distinct finite '
-                        f'numbers >= 0, got {str(values)[:40]!r}')
 
 
 def _whole(s: Dict[str, Any], key: str, low: int) -> int:

@@ -54,6 +54,7 @@ from branched_mtl.tree.draw import draw_tree  # noqa: E402
 from branched_mtl.tree.flops import dataset_input_shape  # noqa: E402
 from branched_mtl.utils import (UserError, dump_json_atomic,  # noqa: E402
                                 short_repr)
+from branched_mtl.utils.config import check_number_list  # noqa: E402
 from branched_mtl.utils.device import device_name  # noqa: E402
 from branched_mtl.utils.console import quiet_known_warnings  # noqa: E402
 from branched_mtl.utils.paths import check_work_dir  # noqa: E402
@@ -153,13 +154,8 @@ def _settings(cfg: Config, args: argparse.Namespace) -> Dict[str, Any]:
                               and math.isfinite(w)):
         raise UserError(f'size_weight must be a finite number >= 0, got '
                         f'{short_repr(w)}')
-    ws = s['size_weights']
-    if ws is not None and not (
-            isinstance(ws, (list, tuple)) and ws and len(set(ws)) == len(ws)
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                    and math.isfinite(v) and v >= 0 for v in ws)):
-        raise UserError('ltb.size_weights must be a list of distinct finite '
-                        f'numbers >= 0, got {short_repr(ws)}')
+    if s['size_weights'] is not None:
+        check_number_list(s['size_weights'], 'ltb.size_weights')
     return s
 
 
