@@ -4,7 +4,7 @@ tree, the branched network and its baselines, and a report.
     python tools/branch.py CONFIG --work-dir DIR [--affinity rsa|tournament|tag]
         (--alpha A | --budget B) [--method auto|exact|beam] [--top-n 3]
         [--launcher none|pytorch|slurm] [--gpus N] [--partition P]
-        [--random-trees R] [--seed S0] [--seeds S]
+        [--random-trees R] [--seed S0] [--seeds S] [--max-parallel N]
 
 ``--affinity`` takes any method registered in
 ``branched_mtl.registry.METHODS``: the package's affinities (``rsa``, the
@@ -17,6 +17,11 @@ With ``--seeds S`` (or ``branch.seeds`` in the config) the whole job runs
 once per seed S0, S0+1, ... in ``DIR/seed_<s>/`` and ``DIR/report.md`` gives
 mean +/- std over the seeds, each seed's tree and the affinity's
 repeatability.
+
+``--max-parallel N`` (or ``branch.max_parallel``) trains N models at once
+on this machine, each in its own process with its share of the cores: the
+single-task models side by side, then the branched, all-shared and random
+ones. On a few CPU cores this is faster than one process using them all.
 
 Rerunning the same command resumes: finished stages are skipped, a stage
 whose inputs changed runs again. One job at a time per work dir: a second
@@ -107,6 +112,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--gpus', type=_whole(1), default=1,
                         help='processes per training run (pytorch/slurm)')
     parser.add_argument('--partition', help='Slurm partition')
+    parser.add_argument('--max-parallel', type=_whole(1),
+                        help='models trained at once on this machine '
+                        '(--launcher none), each in its own process with '
+                        'its share of the cores (default: config '
+                        'branch.max_parallel, else 1)')
     parser.add_argument('--random-trees', type=_whole(0),
                         help='random trees of the chosen size (default: '
                         'config branch.random_trees, else 3)')
@@ -131,7 +141,8 @@ def main(argv=None) -> int:
                          method=args.method, top_n=args.top_n,
                          launcher=args.launcher, gpus=args.gpus,
                          partition=args.partition,
-                         random_trees=args.random_trees, seed=seed)
+                         random_trees=args.random_trees, seed=seed,
+                         max_parallel=args.max_parallel)
 
     try:
         num_seeds = args.seeds

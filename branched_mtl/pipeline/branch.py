@@ -70,6 +70,11 @@ class BranchJob(StageRunner):
         seed: Seed of every training run (``randomness.seed``) and of the
             random trees.
         log: Where progress lines go.
+        max_parallel: Models trained at once with ``launcher='none'``: the
+            single-task models side by side, then the branched, all-shared
+            and random ones, each in its own process with its share of the
+            cores (default: the config's ``branch.max_parallel``, else 1:
+            one after another in this process).
     """
 
     def __init__(self,
@@ -85,11 +90,16 @@ class BranchJob(StageRunner):
                  partition: Optional[str] = None,
                  random_trees: Optional[int] = None,
                  seed: int = 0,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print,
+                 max_parallel: Optional[int] = None) -> None:
         # '' would become the current folder
         check_work_dir(work_dir, '--work-dir', create=False)
+        if max_parallel is None:
+            max_parallel = (Config.fromfile(config).get('branch') or {}).get(
+                'max_parallel', 1)
         super().__init__(config, work_dir, launcher=launcher, gpus=gpus,
-                         partition=partition, seed=seed, log=log)
+                         partition=partition, seed=seed, log=log,
+                         max_parallel=max_parallel)
         self.affinity_method = affinity
         self.alpha = alpha
         self.method = method
@@ -210,7 +220,10 @@ class BranchJob(StageRunner):
         at once and names this one.
         """
         with WorkDirLock(self.work_dir, option='--work-dir'):
-            return self._run()
+            try:
+                return self._run()
+            finally:
+                self.stop_ahead()
 
     def _stage_weights(self, tree: Optional[list] = None) -> List[tuple]:
         """``(name, kind, weight)`` of every stage for :class:`Progress`:
@@ -254,16 +267,20 @@ class BranchJob(StageRunner):
         progress = self._progress.start
 
         probe = self.probe_settings()
-        single_fps = {}
+        singles = []
         for task in self.tasks:
-            progress(f'single_task/{task}')
             cfg = set_selection(add_affinity_hook(
                 single_task_config(self.cfg, task), **probe))
-            fp = fingerprint('single_task', self.seed, config_text(cfg))
-            single_fps[task] = fp
-            self.results[f'single_task/{task}'] = self.train_and_test(
-                f'single_task/{task}', cfg, self.folder('single_task', task),
-                fp)
+            singles.append((f'single_task/{task}', cfg,
+                            self.folder('single_task', task),
+                            fingerprint('single_task', self.seed,
+                                        config_text(cfg))))
+        self.train_ahead(singles)
+        single_fps = {}
+        for task, stage in zip(self.tasks, singles):
+            progress(stage[0])
+            single_fps[task] = stage[3]
+            self.results[stage[0]] = self.train_and_test(*stage)
 
         affinity_path = None
         if isinstance(self.decider, AffinityMethod):
@@ -287,34 +304,33 @@ class BranchJob(StageRunner):
         branches = tree['branches']
         self._progress.set_weights(self._stage_weights(branches))
 
-        progress('branched')
         branched_cfg = self.select_multi_task(
             Config.fromfile(tree['config']))
-        self.results['branched'] = self.train_and_test(
-            'branched', branched_cfg, self.folder('branched'),
-            fingerprint('branched', tree_fp, self.seed,
-                        config_text(branched_cfg)),
-            dict(branches=branches))
-
-        progress('all_shared')
         shared_cfg = self.with_tree(None)
-        self.results['all_shared'] = self.train_and_test(
-            'all_shared', shared_cfg, self.folder('all_shared'),
-            fingerprint('all_shared', self.seed, config_text(shared_cfg)),
-            dict(branches=all_shared(self.tasks, len(branches))))
-
         # distinct relabellings of the tree (same shape and size), drawn
         # from the seed and the shape: every method of this seed whose tree
         # has this shape meets the same ones
         randoms = random_trees_like(branches, self.tasks, self.random_trees,
                                     tree_rng(self.seed, branches, self.tasks))
+        multi = [('branched', branched_cfg, self.folder('branched'),
+                  fingerprint('branched', tree_fp, self.seed,
+                              config_text(branched_cfg)),
+                  dict(branches=branches)),
+                 ('all_shared', shared_cfg, self.folder('all_shared'),
+                  fingerprint('all_shared', self.seed,
+                              config_text(shared_cfg)),
+                  dict(branches=all_shared(self.tasks, len(branches))))]
         for k, rand in enumerate(randoms):
-            progress(f'random/{k}')
             cfg = self.with_tree(rand)
-            self.results[f'random/{k}'] = self.train_and_test(
-                f'random/{k}', cfg, self.folder('random', str(k)),
-                fingerprint('random', tree_fp, k, self.seed,
-                            config_text(cfg)), dict(branches=rand))
+            multi.append((f'random/{k}', cfg, self.folder('random', str(k)),
+                          fingerprint('random', tree_fp, k, self.seed,
+                                      config_text(cfg)),
+                          dict(branches=rand)))
+        self.train_ahead([m[:4] for m in multi])
+        for name, cfg, folder, fp, extra in multi:
+            progress(name)
+            self.results[name] = self.train_and_test(name, cfg, folder, fp,
+                                                     extra)
 
         for k in range(len(randoms), self.random_trees):
             progress(f'random/{k}')

@@ -8,9 +8,10 @@ import copy
 import gc
 import os
 import os.path as osp
+import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -21,7 +22,7 @@ from branched_mtl.utils.errors import UserError
 from .selection import (best_checkpoint, read_probe_curve, set_selection,
                         still_improving)
 from .stages import Progress, StageBook, start_training
-from .steps import TOOLS, LogFileOnly, run_step
+from .steps import TOOLS, LogFileOnly, check_step, run_step, start_step
 
 
 def config_text(cfg: Config) -> str:
@@ -45,11 +46,30 @@ class StageRunner:
         partition: Slurm partition.
         seed: Seed of every training run (``randomness.seed``).
         log: Where progress lines go.
+        max_parallel: With ``launcher='none'``, how many models of a batch
+            of independent stages (:meth:`train_ahead`) train at once, each
+            in its own process with its share of the cores.
+
+    ``branch.precollate=True`` in the config serves every model's training
+    set pre-collated (:class:`~branched_mtl.datasets.PrecollatedDataset`:
+    the same batches, without per-sample Python; for in-memory data sets
+    whose pipeline draws nothing at random).
     """
 
     def __init__(self, config: str, work_dir: str, launcher: str = 'none',
                  gpus: int = 1, partition: Optional[str] = None,
-                 seed: int = 0, log: Callable[[str], None] = print) -> None:
+                 seed: int = 0, log: Callable[[str], None] = print,
+                 max_parallel: int = 1) -> None:
+        if isinstance(max_parallel, bool) or not isinstance(
+                max_parallel, int) or max_parallel < 1:
+            raise ValueError('max_parallel (--max-parallel or '
+                             'branch.max_parallel) must be an int >= 1, '
+                             f'got {max_parallel!r}')
+        self.max_parallel = max_parallel
+        # stages training in subprocesses (train_ahead): name -> process,
+        # and those waiting for a free slot
+        self._ahead: Dict[str, Tuple[subprocess.Popen, List[str], str]] = {}
+        self._queue: List[Tuple[str, Config, str, str]] = []
         self.config = osp.abspath(config)
         self.work_dir = osp.abspath(work_dir)
         self.launcher = launcher
@@ -73,11 +93,17 @@ class StageRunner:
         """The job's config as fingerprint text (see :func:`config_text`)."""
         return config_text(self.cfg)
 
-    def train(self, name: str, cfg: Config, folder: str) -> str:
-        """Train ``cfg`` in ``folder`` (resuming a killed run); return the
-        checkpoint the probe score chose."""
+    def _prepare(self, name: str, cfg: Config, folder: str
+                 ) -> Tuple[str, bool]:
+        """Write ``cfg`` (with the seed) to ``folder`` for training; return
+        its path and whether a killed run of it is resumed."""
         os.makedirs(folder, exist_ok=True)
         cfg.randomness = dict(cfg.get('randomness') or {}, seed=self.seed)
+        if self.settings.get('precollate'):
+            # the same batches bit for bit, without per-sample Python
+            # (PrecollatedDataset; a random pipeline is refused there)
+            from branched_mtl.datasets import precollate_loader
+            precollate_loader(cfg.train_dataloader)
         # a killed run of other inputs (seed, config, processes) is
         # cleared, never resumed
         start_training(name, folder, config_text(cfg),
@@ -87,7 +113,77 @@ class StageRunner:
         # any checkpoint there is this stage's (a changed stage's folder is
         # cleared): resume from the newest one that loads, whatever
         # last_checkpoint says
-        resume = bool(resume_candidates(folder))
+        return cfg_path, bool(resume_candidates(folder))
+
+    def train_ahead(self, stages: List[Tuple[str, Config, str, str]]
+                    ) -> None:
+        """Train a batch of independent stages side by side.
+
+        With ``max_parallel`` > 1 and ``launcher='none'``, each stage of
+        ``stages`` that is not done trains in a subprocess
+        (``tools/train.py``, killed with this process), ``max_parallel`` at
+        a time, while the job goes on; the stage's own
+        :meth:`train_and_test` then waits for its run, chooses the
+        checkpoint and reads the test split in this process, in the job's
+        order. Otherwise nothing happens (each stage trains when its turn
+        comes).
+
+        Args:
+            stages: ``(name, config, folder, fingerprint)`` as given to
+                :meth:`train_and_test`.
+        """
+        if self.max_parallel <= 1 or self.launcher != 'none':
+            return
+        self._queue += [s for s in stages if s[0] not in self._ahead]
+        self._fill()
+
+    def _fill(self) -> None:
+        """Start queued stages while a slot is free."""
+        from branched_mtl.apis.sweep import job_env
+        running = sum(p.poll() is None for p, _, _ in self._ahead.values())
+        while self._queue and running < self.max_parallel:
+            name, cfg, folder, fp = self._queue.pop(0)
+            if name in self._ahead or self.book.done(name, fp) is not None:
+                continue
+            if self.book.stale(name, fp):
+                self.log(f'  {name}: inputs changed, running again')
+                self.book.reset(name, folder)
+            cfg_path, resume = self._prepare(name, cfg, folder)
+            cmd = [sys.executable, osp.join(TOOLS, 'train.py'), cfg_path,
+                   '--work-dir', folder] + (['--resume'] if resume else [])
+            self._ahead[name] = (start_step(
+                cmd, folder, job_env(self.max_parallel)), cmd, folder)
+            running += 1
+
+    def _wait_ahead(self, name: str) -> None:
+        """Wait for ``name``'s subprocess, starting queued stages as slots
+        free up; a failed run stops the job."""
+        proc, cmd, folder = self._ahead[name]
+        while proc.poll() is None:
+            self._fill()
+            time.sleep(0.2)
+        del self._ahead[name]
+        check_step(name, cmd, folder, proc.returncode)
+        self._fill()
+
+    def stop_ahead(self) -> None:
+        """Kill the stages still training in subprocesses (a job that
+        stops early); a rerun resumes them from their checkpoints."""
+        self._queue = []
+        for proc, _, _ in self._ahead.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        self._ahead = {}
+
+    def train(self, name: str, cfg: Config, folder: str) -> str:
+        """Train ``cfg`` in ``folder`` (resuming a killed run), or wait for
+        its run started by :meth:`train_ahead`; return the checkpoint the
+        probe score chose."""
+        if name in self._ahead:
+            self._wait_ahead(name)
+            return self._finished(name, folder)
+        cfg_path, resume = self._prepare(name, cfg, folder)
         if self.launcher == 'none':
             run_cfg = load_config(cfg_path, folder, resume=resume)
             # unique names keep in-process runs' message hubs apart
@@ -110,6 +206,10 @@ class StageRunner:
                        self.partition, f'branch_{name}', cfg_path]
             cmd += ['--work-dir', folder] + (['--resume'] if resume else [])
             run_step(name, cmd, folder, env)
+        return self._finished(name, folder)
+
+    @staticmethod
+    def _finished(name: str, folder: str) -> str:
         if not osp.isfile(osp.join(folder, 'last_checkpoint')):
             raise RuntimeError(f'{name}: training left no checkpoint in '
                                f'{folder}')
@@ -122,7 +222,7 @@ class StageRunner:
             self.log(f'  {name}: done earlier, skipped')
             self._progress.skipped()
             return done
-        if self.book.stale(name, fp):
+        if name not in self._ahead and self.book.stale(name, fp):
             self.log(f'  {name}: inputs changed, running again')
             self.book.reset(name, folder)
         ckpt = self.train(name, cfg, folder)

@@ -38,25 +38,45 @@ class LogFileOnly:
         pass
 
 
-def run_step(name: str, cmd: List[str], folder: str,
-              env: Optional[Dict[str, str]] = None) -> None:
-    """Run a stage's subprocess with its console output in
-    ``<folder>/console.log``; a failure shows that log's last lines and is
-    reported by stage and folder."""
+def start_step(cmd: List[str], folder: str,
+               env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+    """Start a stage's subprocess with its console output in
+    ``<folder>/console.log``; it is killed when this process dies."""
     os.makedirs(folder, exist_ok=True)
+    with open_append(osp.join(folder, 'console.log'), binary=True) as out:
+        # the child holds its own copy of the file: closing ours is safe
+        return subprocess.Popen(cmd, env=env, stdout=out,
+                                stderr=subprocess.STDOUT,
+                                preexec_fn=die_with_parent)
+
+
+def check_step(name: str, cmd: List[str], folder: str, code: int) -> None:
+    """Stop the job on a failed step: its console log's last lines on
+    stderr and an error that names the stage and its folder."""
+    if code == 0:
+        return
     log_path = osp.join(folder, 'console.log')
-    with open_append(log_path, binary=True) as out:
+    with open(log_path, 'rb') as f:
+        tail = f.read().decode(errors='replace').splitlines()[-30:]
+    print('\n'.join(tail), file=sys.stderr)
+    raise UserError(
+        f'{name}: `{osp.basename(cmd[1]) if len(cmd) > 1 else cmd[0]}` '
+        f'failed (exit {code}); the end of its output is above, all of '
+        f'it in {log_path} and its logs in {folder}. Fix the cause and '
+        'run the same command again: finished stages are kept and '
+        'training resumes from its last checkpoint')
+
+
+def run_step(name: str, cmd: List[str], folder: str,
+             env: Optional[Dict[str, str]] = None) -> None:
+    """Run a stage's subprocess to its end (:func:`start_step`); a failure
+    is reported by :func:`check_step`."""
+    proc = start_step(cmd, folder, env)
+    try:
+        code = proc.wait()
+    except BaseException:
         # the step (a sweep and its workers) ends with this job
-        code = subprocess.run(cmd, env=env, stdout=out,
-                              stderr=subprocess.STDOUT,
-                              preexec_fn=die_with_parent).returncode
-    if code != 0:
-        with open(log_path, 'rb') as f:
-            tail = f.read().decode(errors='replace').splitlines()[-30:]
-        print('\n'.join(tail), file=sys.stderr)
-        raise UserError(
-            f'{name}: `{osp.basename(cmd[1]) if len(cmd) > 1 else cmd[0]}` '
-            f'failed (exit {code}); the end of its output is above, all of '
-            f'it in {log_path} and its logs in {folder}. Fix the cause and '
-            'run the same command again: finished stages are kept and '
-            'training resumes from its last checkpoint')
+        proc.kill()
+        proc.wait()
+        raise
+    check_step(name, cmd, folder, code)

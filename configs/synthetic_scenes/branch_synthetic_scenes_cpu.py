@@ -5,7 +5,8 @@
 # paper's dense model made small: a dilated ResNet-18 at a quarter width
 # (output stride 8) with one PSP head per task, 64x128 scenes. Ten models
 # (five single-task, branched, all-shared, three random trees), RSA
-# affinity; docs/benchmarks.md has the run's table and time.
+# affinity, two models training at once (one core each, `max_parallel`);
+# docs/benchmarks.md has the run's table and time.
 # Every model trains with this same schedule, validates on the `val` scenes
 # (the probe split: its own random stream, never the `test` scenes) every
 # tenth of it and keeps its best checkpoint there by the same rule.
@@ -20,5 +21,6 @@ default_hooks = dict(logger=dict(interval=50),
                      checkpoint=dict(interval=iters))
 branch = dict(
     random_trees=3,
+    max_parallel=2,
     probe=dict(dataset='val', num_samples=64),
     sweep=dict(mode='shared-bottom', iters=50, data_fraction=0.25))

@@ -304,3 +304,102 @@ def test_parse_budget():
         parse_budget('lots', 0)
     with pytest.raises(ValueError, match='percentage needs'):
         parse_budget('60%')
+
+
+def test_max_parallel_trains_side_by_side_same_results(tmp_path, monkeypatch):
+    """``max_parallel=2`` with ``branch.precollate``: every model trains in
+    its own process (its console log is there) on pre-collated batches, and
+    the job's results are those of the models trained one after another in
+    this process on the per-sample data path."""
+    cfg = write_config(tmp_path)
+    fast = tmp_path / 'fast.py'
+    fast.write_text(TINY + THREE + 'branch = dict(precollate=True, '
+                    'random_trees=1, probe=dict(dataset="val", '
+                    'num_samples=8))\n')
+    with pytest.raises(ValueError, match='max_parallel'):
+        job(cfg, tmp_path / 'bad', print, max_parallel=0)
+    bad = tmp_path / 'bad.py'
+    bad.write_text(TINY + THREE + 'branch = dict(max_parallel="2", '
+                   'probe=dict(dataset="val", num_samples=8))\n')
+    with pytest.raises(ValueError, match='branch.max_parallel'):
+        job(str(bad), tmp_path / 'bad', print)
+    # one thread in both, so that the two paths compute alike
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = job(cfg, tmp_path / 'one', print).run()
+        two = job(str(fast), tmp_path / 'two', print, max_parallel=2).run()
+    finally:
+        torch.set_num_threads(threads)
+    models = [n for n in one if 'metrics' in one[n]]
+    assert sorted(models) == sorted(n for n in two if 'metrics' in two[n])
+    assert len(models) == 6  # 3 single-task, branched, all-shared, random
+    for name in models:
+        folder = osp.dirname(two[name]['config'])
+        assert osp.isfile(osp.join(folder, 'console.log')), name
+        assert 'PrecollatedDataset' in open(
+            osp.join(folder, 'config.py')).read(), name
+        assert not osp.isfile(osp.join(osp.dirname(one[name]['config']),
+                                       'console.log')), name
+        assert two[name]['metrics'] == one[name]['metrics'], name
+        assert two[name]['curve'] == one[name]['curve'], name
+
+
+def _stat(pid):
+    """State and parent of ``pid`` (Linux /proc), or None once it is gone."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
+
+
+def _running(pid):
+    stat = _stat(pid)
+    return stat is not None and stat[0] != 'Z'
+
+
+def _children(pid):
+    """Running pids whose parent is ``pid``."""
+    return [int(e) for e in os.listdir('/proc') if e.isdigit()
+            and _running(int(e)) and _stat(int(e))[1] == pid]
+
+
+@pytest.mark.skipif(not osp.isdir('/proc'), reason='needs /proc')
+def test_kill_9_with_max_parallel_stops_every_model_and_resumes(tmp_path):
+    cfg = write_config(tmp_path, '\niters = 30\ntrain_cfg = dict('
+                       'max_iters=iters, val_interval=iters)\n'
+                       'default_hooks = dict(checkpoint=dict(interval=5))\n'
+                       'param_scheduler = [dict(type="CosineAnnealingLR", '
+                       'by_epoch=False, begin=0, end=iters)]\n')
+    wd = tmp_path / 'wd'
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'branch.py'), cfg,
+           '--work-dir', str(wd), '--budget', '70%', '--random-trees', '0',
+           '--max-parallel', '2']
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while not glob.glob(str(wd / 'single_task' / '*' / 'iter_5.pth')):
+        assert proc.poll() is None, 'job ended early'
+        assert time.time() < deadline
+        time.sleep(0.05)
+    children = _children(proc.pid)
+    assert len(children) == 2  # two single-task models at once
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # the models die with the job: none trains on beside a rerun
+    deadline = time.time() + 30
+    while any(_running(c) for c in children):
+        assert time.time() < deadline, 'a model outlived its job'
+        time.sleep(0.1)
+    assert not list((wd / 'stages').glob('single_task__*.json'))
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert (wd / 'report.md').exists()
+    resumed = [f for f in glob.glob(str(wd / 'single_task' / '*' / '*' /
+                                        '*.log'))
+               if 'resumed' in open(f).read().lower()]
+    assert resumed  # a killed model went on from its checkpoint

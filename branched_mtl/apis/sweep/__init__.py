@@ -31,7 +31,7 @@ launch commands), :mod:`.local` (running them on this machine),
 from .collect import collect_sweep
 from .jobs import (DIST_TRAIN, EXEC_MODES, LAUNCHERS, TRAIN_PY,
                    _job_script, worker_command, write_jobs)  # noqa: F401
-from .local import run_jobs, run_sweep, run_workers
+from .local import job_env, run_jobs, run_sweep, run_workers
 from .worker import run_worker, write_queue
 from .plan import (AFFINITY_FILE, MODES, Job, SweepPlan, describe_plan,
                    load_plan_config, parse_splits, plan_sweep, read_json)
@@ -42,5 +42,5 @@ __all__ = [
     'run_jobs', 'run_sweep', 'collect_sweep', 'write_slurm', 'MODES',
     'LAUNCHERS', 'DIST_TRAIN', 'TRAIN_PY', 'AFFINITY_FILE',
     'describe_plan', 'load_plan_config', 'read_json', 'EXEC_MODES',
-    'run_workers', 'run_worker', 'write_queue', 'worker_command'
+    'run_workers', 'run_worker', 'write_queue', 'worker_command', 'job_env'
 ]

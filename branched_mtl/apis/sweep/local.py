@@ -84,8 +84,11 @@ def _interrupt_on_signals():
             signal.signal(sig, handler)
 
 
-def _job_env(max_parallel: int, env: Optional[Dict[str, str]]
-             ) -> Dict[str, str]:
+def job_env(max_parallel: int, env: Optional[Dict[str, str]] = None
+            ) -> Dict[str, str]:
+    """This process's environment for one of ``max_parallel`` concurrent
+    training processes: the cores shared out among them (``OMP_NUM_THREADS``
+    unless set), then ``env``."""
     base_env = dict(os.environ)
     if 'OMP_NUM_THREADS' not in base_env:
         # the cores shared out among the concurrent jobs
@@ -128,7 +131,7 @@ def run_jobs(jobs: Sequence[Job],
     running: Dict[str, tuple] = {}  # name -> (proc, lock fd, port, slot)
     external: Dict[str, Job] = {}  # run by another (orphaned) process
     progress = _Progress(len(jobs), out)
-    base_env = _job_env(max_parallel, env)
+    base_env = job_env(max_parallel, env)
 
 
     def finish(name: str, job: Job, reason: str) -> None:
@@ -272,7 +275,7 @@ def run_workers(plan: SweepPlan,
     queue = write_queue(plan, resume, run_id)
     jobs = plan.jobs
     log_dir = osp.join(plan.work_dir, QUEUE_DIR)
-    base_env = _job_env(max_parallel, env)
+    base_env = job_env(max_parallel, env)
     command = worker_command(queue, launcher, gpus_per_job, dist_train)
     progress = _Progress(len(jobs), out)
     procs: Dict[int, subprocess.Popen] = {}
