@@ -511,12 +511,22 @@ class Comparison:
                 dict(branches=tree)), shape)
 
         cfg = shared.with_tree(branches)
-        models = {'tree': run('tree', branches, tree_fp(cfg), cfg)}
+        trees = [('tree', branches, tree_fp(cfg), cfg)]
         randoms = random_trees_like(
             branches, shared.tasks, self.random_trees,
             tree_rng(shared.seed, branches, shared.tasks))
         for k, rand in enumerate(randoms):
             cfg = shared.with_tree(rand)
-            models[f'random/{k}'] = run(f'random/{k}', rand,
-                                        random_fp(k, cfg), cfg)
-        return models
+            trees.append((f'random/{k}', rand, random_fp(k, cfg), cfg))
+        # side by side with branch.max_parallel > 1 (independent models)
+        shared.train_ahead([
+            (self._key(f'{method}/{name}'), cfg,
+             self._mdir(shared.seed, method, *name.split('/')), fp)
+            for name, _, fp, cfg in trees])
+        try:
+            return {name: run(name, tree, fp, cfg)
+                    for name, tree, fp, cfg in trees}
+        finally:
+            # a failed model fails the method (recorded, the comparison
+            # goes on): its other models stop training with it
+            shared.stop_ahead()

@@ -318,3 +318,35 @@ def test_budget_sweep_shares_references_and_affinity(tmp_path, capsys):
                          '--budgets', ','])
     assert tool.main([str(config), '--work-dir', str(work),
                       '--budgets', '40%,40%']) == 2
+
+
+def test_max_parallel_trains_trees_side_by_side(tmp_path, monkeypatch):
+    """``--cfg-options branch.max_parallel=2``: a method's tree and its
+    random trees train in their own processes, with the results of one
+    after another in this process."""
+    config = tmp_path / 'tiny.py'
+    config.write_text(TINY)
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    tool = _tool()
+    argv = [str(config), '--budget', '60%', '--methods', 'rsa',
+            '--random-trees', '2']
+    try:
+        assert tool.main(argv + ['--work-dir', str(tmp_path / 'one')]) == 0
+        assert tool.main(argv + ['--work-dir', str(tmp_path / 'two'),
+                                 '--cfg-options',
+                                 'branch.max_parallel=2']) == 0
+    finally:
+        torch.set_num_threads(threads)
+    docs = [json.load(open(tmp_path / d / 'comparison.json'))
+            for d in ('one', 'two')]
+    one, two = (doc['per_seed']['0']['rsa'] for doc in docs)
+    assert set(one['models']) == {'tree', 'random/0', 'random/1'}
+    assert two['models'] == one['models']
+    for name in one['models']:
+        folder = tmp_path / 'two' / 'seed_0' / 'rsa' / name
+        assert (folder / 'console.log').is_file(), name
+        assert not (tmp_path / 'one' / 'seed_0' / 'rsa' / name /
+                    'console.log').exists(), name
