@@ -15,12 +15,13 @@ $(STAMP): requirements.txt setup.py
 
 install: $(STAMP)
 
-# the paper's own affinity: the tournament over a recombination sweep
+# the paper's own affinity, the tournament over a recombination sweep, on
+# converged models: about 8 minutes on 2 cores (docs/benchmarks.md)
 demo: $(STAMP)
 	$(BIN)/python tools/branch.py configs/multidigits/branch_multidigits_demo.py \
 		--work-dir work_dirs/branch_multidigits --budget 60% --affinity tournament
 
-# the main job on SyntheticScenes' five dense tasks, in under 20 minutes on
+# the main job on SyntheticScenes' five dense tasks, in about 12 minutes on
 # 2 cores (docs/benchmarks.md)
 demo-dense: $(STAMP)
 	$(BIN)/python tools/branch.py configs/synthetic_scenes/branch_synthetic_scenes_cpu.py \

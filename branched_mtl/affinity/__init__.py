@@ -8,14 +8,17 @@
   ``affinity_probe/`` folders into an (L, N, N) affinity tensor.
 * :func:`save_affinity` / :func:`load_affinity`: the affinity JSON file.
 * :func:`order_agreement` / :func:`repeatability`: how alike two runs order
-  the task pairs (the paper's repeatability figure).
+  the task pairs (the paper's repeatability figure); :func:`separation`:
+  whether the pairs differ beyond the seeds' spread; :func:`cut_agreement`:
+  whether a cheaper sweep ranks the pairs like the full one.
 
 No torch import here: tensors are accepted by duck typing.
 """
 from .collect import (PROBE_DIRNAME, ProbeRun, collect_rsa,
                       collect_tournament, find_probe_runs, read_probe)
 from .io import AFFINITY_METHODS, load_affinity, save_affinity
-from .repeatability import order_agreement, repeatability
+from .repeatability import (cut_agreement, order_agreement, repeatability,
+                            separation)
 from .rsa import representation_dissimilarity, rsa_affinity
 from .tournament import (performance_matrix, performance_vector,
                          tournament_affinity, tournament_matrix)
@@ -25,5 +28,6 @@ __all__ = [
     'tournament_affinity', 'representation_dissimilarity', 'rsa_affinity',
     'load_affinity', 'save_affinity', 'AFFINITY_METHODS', 'PROBE_DIRNAME',
     'ProbeRun', 'read_probe', 'find_probe_runs', 'collect_rsa',
-    'collect_tournament', 'order_agreement', 'repeatability'
+    'collect_tournament', 'order_agreement', 'repeatability',
+    'separation', 'cut_agreement'
 ]

@@ -117,3 +117,62 @@ def separation(affinities: Sequence, layers: Sequence[str] = (),
     flat = [i for i, p in enumerate(per_split) if not p['separates']]
     return dict(per_split=per_split, separates_all=not flat, flat=flat,
                 factor=factor)
+
+
+def cut_agreement(cut: Sequence, full: Sequence,
+                  layers: Sequence[str] = ()) -> Dict[str, object]:
+    """Whether a cheaper sweep ranks the task pairs like the full one.
+
+    The tournament's cost cutters (fewer iterations, part of the data)
+    change what a recombined run learns. At each split the off-diagonal
+    affinities (every pair of distinct tasks) of each cut run are rank-
+    correlated (Spearman) with those of each full run, and the mean is
+    held against the mean rank correlation between the full runs
+    themselves (their seeds' agreement, the best a cheaper measure can be
+    asked for). The cut *passes* at a split when it agrees with the full
+    runs at least as well as they agree with each other.
+
+    Args:
+        cut: One or more (L, N, N) affinities of the cut sweep.
+        full: Two or more (L, N, N) affinities of the full sweep (seeds).
+        layers: The split names (only checked for length).
+
+    Returns:
+        ``per_split``: dicts with ``cut_vs_full`` and ``full_vs_full``
+        (mean Spearman rho; NaN where a run's pairs are all equal) and
+        ``passes``; ``passes_all``; ``failed`` (split indices).
+    """
+    from scipy.stats import spearmanr
+    cuts = [np.asarray(a, float) for a in cut]
+    fulls = [np.asarray(a, float) for a in full]
+    if not cuts or len(fulls) < 2:
+        raise ValueError('cut_agreement needs at least one cut run and two '
+                         'full runs (their agreement is the yardstick)')
+    shapes = {a.shape for a in cuts + fulls}
+    if len(shapes) != 1:
+        raise ValueError(f'affinities of different shapes {sorted(shapes)}')
+    shape = shapes.pop()
+    if len(shape) != 3 or shape[1] != shape[2] or shape[1] < 3:
+        raise ValueError('cut_agreement needs (L, N, N) affinities of at '
+                         f'least 3 tasks, got {shape}')
+    if layers and len(layers) != shape[0]:
+        raise ValueError(f'{len(layers)} split names for {shape[0]} splits')
+
+    def rho(a: np.ndarray, b: np.ndarray) -> float:
+        if np.ptp(a) == 0 or np.ptp(b) == 0:
+            return float('nan')  # no order to compare
+        return float(spearmanr(a, b).statistic)
+
+    cut_pairs = [_pair_values(a) for a in cuts]
+    full_pairs = [_pair_values(a) for a in fulls]
+    per_split = []
+    for layer in range(shape[0]):
+        across = [rho(c[layer], f[layer]) for c in cut_pairs
+                  for f in full_pairs]
+        within = [rho(full_pairs[i][layer], full_pairs[j][layer])
+                  for i, j in combinations(range(len(fulls)), 2)]
+        a, w = float(np.mean(across)), float(np.mean(within))
+        per_split.append(dict(cut_vs_full=a, full_vs_full=w,
+                              passes=bool(a >= w)))
+    failed = [i for i, p in enumerate(per_split) if not p['passes']]
+    return dict(per_split=per_split, passes_all=not failed, failed=failed)

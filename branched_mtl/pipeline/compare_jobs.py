@@ -72,9 +72,13 @@ class MethodJob(BranchJob):
             return osp.join(self.affinity_dir, *parts)
         return super().folder(*parts)
 
+    def owns(self, name: str) -> bool:
+        # the shared job records (and trains) the shared stages
+        return name.split('/')[0] not in SHARED_STAGES
+
     def train_and_test(self, name: str, cfg: Config, folder: str,
                         fp: str, extra: Optional[dict] = None) -> dict:
-        if name.split('/')[0] in SHARED_STAGES:
+        if not self.owns(name):
             return self.shared.train_and_test(name, cfg, folder, fp, extra)
         return super().train_and_test(name, cfg, folder, fp, extra)
 

@@ -134,8 +134,15 @@ class StageRunner:
         """
         if self.max_parallel <= 1 or self.launcher != 'none':
             return
-        self._queue += [s for s in stages if s[0] not in self._ahead]
+        self._queue += [s for s in stages
+                        if s[0] not in self._ahead and self.owns(s[0])]
         self._fill()
+
+    def owns(self, name: str) -> bool:
+        """Whether this runner's own book records stage ``name`` (a job
+        that hands some stages to another runner says no for those: they
+        are never trained ahead here)."""
+        return True
 
     def _fill(self) -> None:
         """Start queued stages while a slot is free."""

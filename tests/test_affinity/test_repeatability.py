@@ -1,10 +1,10 @@
 """Repeatability of the affinity: how alike two runs order the task pairs."""
 import numpy as np
 import pytest
-from scipy.stats import kendalltau
+from scipy.stats import kendalltau, spearmanr
 
 from branched_mtl.affinity import order_agreement, repeatability
-from branched_mtl.affinity.repeatability import separation
+from branched_mtl.affinity.repeatability import cut_agreement, separation
 
 
 def _sym(rng, n, blocks=2):
@@ -102,3 +102,46 @@ def test_separation_refuses_what_it_cannot_judge():
         separation(_seeds(np.zeros(6), 0.0, runs=1))
     with pytest.raises(ValueError, match='2 split names for 1 splits'):
         separation(_seeds(np.zeros(6), 0.0), ['a', 'b'])
+
+
+def _from_pairs(values_per_split):
+    """(L, 4, 4) symmetric affinity with these 6 pair values per split."""
+    out = []
+    rows, cols = np.triu_indices(4, k=1)
+    for values in values_per_split:
+        a = np.full((4, 4), 0.9)
+        a[rows, cols] = values
+        a[cols, rows] = values
+        out.append(a)
+    return np.array(out)
+
+
+def test_cut_agreement_against_the_full_runs_own_agreement():
+    truth = np.array([0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
+    # two full seeds that rank the pairs alike except one swap (rho 0.94)
+    swapped = truth[[1, 0, 2, 3, 4, 5]]
+    full = [_from_pairs([truth, truth]), _from_pairs([swapped, swapped])]
+    # split 0: the cut ranks like the truth (rho 1 and 0.94: mean 0.97,
+    # at least the full runs' 0.94): passes; split 1: the cut's order is
+    # noise (reversed: rho -1, -0.94): fails
+    cut = [_from_pairs([truth, truth[::-1]])]
+    out = cut_agreement(cut, full, ['stem', 'layer1'])
+    first, second = out['per_split']
+    assert first['full_vs_full'] == pytest.approx(
+        spearmanr(truth, swapped).statistic)
+    assert first['cut_vs_full'] == pytest.approx(
+        (1.0 + first['full_vs_full']) / 2)
+    assert first['passes'] and not second['passes']
+    assert second['cut_vs_full'] == pytest.approx(
+        -(1.0 + first['full_vs_full']) / 2)
+    assert out['failed'] == [1] and not out['passes_all']
+    # a cut with every pair equal has no order: NaN, never a pass
+    flat = cut_agreement([_from_pairs([np.full(6, 0.03)] * 2)], full)
+    assert np.isnan(flat['per_split'][0]['cut_vs_full'])
+    assert flat['failed'] == [0, 1]
+    with pytest.raises(ValueError, match='two full runs'):
+        cut_agreement(cut, full[:1])
+    with pytest.raises(ValueError, match='different shapes'):
+        cut_agreement([np.zeros((1, 4, 4))], full)
+    with pytest.raises(ValueError, match='3 split names for 2 splits'):
+        cut_agreement(cut, full, ['a', 'b', 'c'])

@@ -188,11 +188,11 @@ def run_jobs(jobs: Sequence[Job],
                     slot = min(set(range(max_parallel)) - slots)
                     job_port = port + slot if port else _free_port(
                         [r[2] for r in running.values()])
-                    job_env = dict(base_env, PORT=str(job_port))
+                    one_env = dict(base_env, PORT=str(job_port))
                     # own session: the job's whole process tree can be stopped,
                     # and it outlives a killed sweep (the lock goes with it)
                     proc = subprocess.Popen(
-                        ['bash', job.script_path], env=job_env,
+                        ['bash', job.script_path], env=one_env,
                         pass_fds=(fd, ), stdin=subprocess.DEVNULL,
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                         start_new_session=True)
