@@ -54,6 +54,7 @@ from .measure import input_shape
 from .methods import (REFERENCES, AffinityMethod, BaseMethod, Decision,
                       MethodContext, build_method, method_label,
                       method_names)
+from .stage_runner import result_settings
 from .stages import StageBook, fingerprint
 
 
@@ -360,7 +361,8 @@ class Comparison:
             settings = [self.search_settings[method], self.budget_text,
                         self.random_trees]
         elif method not in SHARED_STAGES:
-            settings = [self.cfg.get('branch'), self.alpha, self.budget_text,
+            settings = [result_settings(self.cfg.get('branch')), self.alpha,
+                        self.budget_text,
                         self.random_trees]
         return fingerprint('compare', method, seed, config_text(self.cfg),
                            *settings)

@@ -10,6 +10,7 @@ from typing import Any, List
 from branched_mtl.affinity import load_affinity, save_affinity
 from branched_mtl.registry import METHODS
 from branched_mtl.utils.errors import UserError, short_repr
+from ..stage_runner import result_settings
 from ..steps import TOOLS, load_tool, run_step
 from .base import AffinityMethod
 
@@ -58,7 +59,7 @@ class TournamentMethod(AffinityMethod):
 
     def inputs(self, job: Any) -> List[Any]:
         # the recombined runs train with the config
-        return [job.config_text(), job.settings.get('sweep')]
+        return [job.config_text(), result_settings(job.settings.get('sweep'))]
 
     def weight(self, job: Any) -> float:
         # the sweep's recombined runs over one single-task model's
