@@ -37,40 +37,23 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from mmengine.config import Config
 
-from branched_mtl.registry import METHODS
 from branched_mtl.tree import random_trees_like, tree_rng, validate_branches
-from branched_mtl.utils import (UserError, dump_json_atomic,
-                                write_text_atomic)
+from branched_mtl.utils import UserError, dump_json_atomic
 from branched_mtl.utils.lock import WorkDirLock
 from .branch import BranchJob, config_text
 from .compare_affinity import separation_scores
 from .compare_jobs import (SHARED_STAGES, CostBook, MethodJob, NoProgress,
                            budget_tag, budget_view, measure_result,
                            single_task_stage)
-from .compare_output import write_outputs
+from .compare_output import write_configs, write_outputs
 from .compare_planted import planted_scores
 from .compare_report import summarise
 from .measure import input_shape
 from .methods import (REFERENCES, AffinityMethod, BaseMethod, Decision,
-                      MethodContext, build_method, method_label,
-                      method_names)
+                      MethodContext, build_method, known_methods,
+                      method_label, settings_keys)
 from .stage_runner import result_settings
 from .stages import StageBook, fingerprint
-
-
-def known_methods() -> List[str]:
-    """The references and every registered method (the projects' once
-    imported), in table order."""
-    return list(REFERENCES) + method_names()
-
-
-def _settings_keys() -> Dict[str, str]:
-    """``{method: config key}`` of the registered methods with search
-    settings of their own: kept out of the config the models train with,
-    so that changing them reruns only that method."""
-    return {name: METHODS.module_dict[name].settings_key
-            for name in method_names()
-            if METHODS.module_dict[name].settings_key}
 
 
 class Comparison:
@@ -158,7 +141,7 @@ class Comparison:
         self.tag: Optional[str] = None
         self.random_trees = random_trees
         self.log = log
-        self.settings_keys = _settings_keys()
+        self.settings_keys = settings_keys()
         self.search_settings = {
             m: cfg.pop(key).to_dict() if hasattr(cfg.get(key), 'to_dict')
             else cfg.pop(key, None)
@@ -172,22 +155,9 @@ class Comparison:
         """``config.py``: the config every model trains with (the given
         one with --cfg-options, without the projects' search settings);
         ``<method>_config.py``: it plus that method's search settings."""
-        os.makedirs(self.work_dir, exist_ok=True)
-        self._dump(self.cfg, self.config)
-        for method, key in self.settings_keys.items():
-            cfg = copy.deepcopy(self.cfg)
-            if self.search_settings[method] is not None:
-                cfg[key] = self.search_settings[method]
-            self._dump(cfg, osp.join(self.work_dir, f'{method}_config.py'))
-
-    @staticmethod
-    def _dump(cfg: Config, path: str) -> None:
-        text = cfg.pretty_text
-        if osp.isfile(path):
-            with open(path) as f:
-                if f.read() == text:
-                    return  # unchanged: keep the file (and its time)
-        write_text_atomic(text, path)
+        write_configs(self.cfg, self.config, self.work_dir, {
+            m: (key, self.search_settings[m])
+            for m, key in self.settings_keys.items()})
 
     def _score_planted(self, summary: Dict[str, Any],
                        per_seed: Dict[int, Dict[str, Any]],

@@ -2,14 +2,48 @@
 ``comparison.png`` (one budget: Δm against parameters; several: the Pareto
 figure) and ``comparison.md`` (the tables, and where they apply the
 planted groups and the affinities' separation)."""
+import copy
+import os
 import os.path as osp
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Tuple
+
+from mmengine.config import Config
 
 from branched_mtl.utils import dump_json_atomic, write_text_atomic
 from .compare_affinity import separation_markdown
 from .compare_planted import planted_markdown
 from .compare_report import comparison_markdown, plot_comparison
 from .compare_sweep import plot_pareto, sweep_markdown
+
+
+def _dump(cfg: Config, path: str) -> None:
+    text = cfg.pretty_text
+    if osp.isfile(path):
+        with open(path) as f:
+            if f.read() == text:
+                return  # unchanged: keep the file (and its time)
+    write_text_atomic(text, path)
+
+
+def write_configs(cfg: Config, path: str, work_dir: str,
+                  searches: Mapping[str, Tuple[str, Any]]) -> None:
+    """Write the config every model trains with to ``path`` and, per
+    method with search settings, ``<work_dir>/<method>_config.py`` (the
+    same plus those settings under their key); unchanged files are kept.
+
+    Args:
+        cfg: The config without any method's search settings.
+        path: Where it goes.
+        work_dir: The comparison's folder.
+        searches: ``{method: (config key, settings or None)}``.
+    """
+    os.makedirs(work_dir, exist_ok=True)
+    _dump(cfg, path)
+    for method, (key, settings) in searches.items():
+        own = copy.deepcopy(cfg)
+        if settings is not None:
+            own[key] = settings
+        _dump(own, osp.join(work_dir, f'{method}_config.py'))
 
 
 def write_outputs(result: Dict[str, Any], work_dir: str,

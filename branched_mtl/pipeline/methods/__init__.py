@@ -3,7 +3,7 @@
 :data:`branched_mtl.registry.METHODS`: the affinity methods of the paper
 and TAG, and TAG's own selection. Projects register theirs (Learning to
 Branch, AdaShare) from their own modules through ``custom_imports``."""
-from typing import List
+from typing import Dict, List
 
 from branched_mtl.registry import METHODS
 from branched_mtl.utils.errors import UserError
@@ -21,7 +21,7 @@ REFERENCES = ('single_task', 'all_shared')
 __all__ = ['BaseMethod', 'AffinityMethod', 'Decision', 'MethodContext',
            'RSAMethod', 'TournamentMethod', 'TagMethod', 'TagGroupsMethod',
            'REFERENCES', 'method_names', 'build_method', 'method_label',
-           'method_marker']
+           'method_marker', 'known_methods', 'settings_keys']
 
 _REFERENCE_LABELS = dict(single_task='single-task', all_shared='all-shared')
 _REFERENCE_MARKERS = dict(single_task=('tab:green', 'D'),
@@ -67,3 +67,18 @@ def method_marker(name: str) -> tuple:
         return _REFERENCE_MARKERS[name]
     cls = METHODS.module_dict.get(name)
     return cls.marker if cls is not None else BaseMethod.marker
+
+
+def known_methods() -> List[str]:
+    """The references and every registered method (the projects' once
+    imported), in table order."""
+    return list(REFERENCES) + method_names()
+
+
+def settings_keys() -> Dict[str, str]:
+    """``{method: config key}`` of the registered methods with search
+    settings of their own: kept out of the config the models train with,
+    so that changing them reruns only that method."""
+    return {name: METHODS.module_dict[name].settings_key
+            for name in method_names()
+            if METHODS.module_dict[name].settings_key}
