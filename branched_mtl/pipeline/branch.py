@@ -94,9 +94,6 @@ class BranchJob(StageRunner):
                  max_parallel: Optional[int] = None) -> None:
         # '' would become the current folder
         check_work_dir(work_dir, '--work-dir', create=False)
-        if max_parallel is None:
-            max_parallel = (Config.fromfile(config).get('branch') or {}).get(
-                'max_parallel', 1)
         super().__init__(config, work_dir, launcher=launcher, gpus=gpus,
                          partition=partition, seed=seed, log=log,
                          max_parallel=max_parallel)

@@ -476,28 +476,24 @@ class Comparison:
         Returns:
             ``{'tree': ..., 'random/<k>': ...}``.
         """
-        def run(name: str, tree: list, fp: str, cfg: Config) -> dict:
-            return measure_result(shared.train_and_test(
-                self._key(f'{method}/{name}'), cfg,
-                self._mdir(shared.seed, method, *name.split('/')), fp,
-                dict(branches=tree)), shape)
+        def stage(name: str, tree: list, fp: Callable[[Config], str]):
+            # (model, record name, config, folder, fingerprint, extra)
+            cfg = shared.with_tree(tree)
+            return (name, self._key(f'{method}/{name}'), cfg,
+                    self._mdir(shared.seed, method, *name.split('/')),
+                    fp(cfg), dict(branches=tree))
 
-        cfg = shared.with_tree(branches)
-        trees = [('tree', branches, tree_fp(cfg), cfg)]
         randoms = random_trees_like(
             branches, shared.tasks, self.random_trees,
             tree_rng(shared.seed, branches, shared.tasks))
-        for k, rand in enumerate(randoms):
-            cfg = shared.with_tree(rand)
-            trees.append((f'random/{k}', rand, random_fp(k, cfg), cfg))
+        stages = [stage('tree', branches, tree_fp)] + [
+            stage(f'random/{k}', rand, lambda cfg, k=k: random_fp(k, cfg))
+            for k, rand in enumerate(randoms)]
         # side by side with branch.max_parallel > 1 (independent models)
-        shared.train_ahead([
-            (self._key(f'{method}/{name}'), cfg,
-             self._mdir(shared.seed, method, *name.split('/')), fp)
-            for name, _, fp, cfg in trees])
+        shared.train_ahead([s[1:5] for s in stages])
         try:
-            return {name: run(name, tree, fp, cfg)
-                    for name, tree, fp, cfg in trees}
+            return {s[0]: measure_result(shared.train_and_test(*s[1:]), shape)
+                    for s in stages}
         finally:
             # a failed model fails the method (recorded, the comparison
             # goes on): its other models stop training with it

@@ -63,7 +63,8 @@ class StageRunner:
         log: Where progress lines go.
         max_parallel: With ``launcher='none'``, how many models of a batch
             of independent stages (:meth:`train_ahead`) train at once, each
-            in its own process with its share of the cores.
+            in its own process with its share of the cores (default: the
+            config's ``branch.max_parallel``, else 1).
 
     ``branch.precollate=True`` in the config serves every model's training
     set pre-collated (:class:`~branched_mtl.datasets.PrecollatedDataset`:
@@ -74,17 +75,7 @@ class StageRunner:
     def __init__(self, config: str, work_dir: str, launcher: str = 'none',
                  gpus: int = 1, partition: Optional[str] = None,
                  seed: int = 0, log: Callable[[str], None] = print,
-                 max_parallel: int = 1) -> None:
-        if isinstance(max_parallel, bool) or not isinstance(
-                max_parallel, int) or max_parallel < 1:
-            raise ValueError('max_parallel (--max-parallel or '
-                             'branch.max_parallel) must be an int >= 1, '
-                             f'got {max_parallel!r}')
-        self.max_parallel = max_parallel
-        # stages training in subprocesses (train_ahead): name -> process,
-        # and those waiting for a free slot
-        self._ahead: Dict[str, Tuple[subprocess.Popen, List[str], str]] = {}
-        self._queue: List[Tuple[str, Config, str, str]] = []
+                 max_parallel: Optional[int] = None) -> None:
         self.config = osp.abspath(config)
         self.work_dir = osp.abspath(work_dir)
         self.launcher = launcher
@@ -95,6 +86,18 @@ class StageRunner:
         self.book = StageBook(self.work_dir)
         self.cfg = Config.fromfile(self.config)
         self.settings = dict(self.cfg.get('branch', {}))
+        if max_parallel is None:
+            max_parallel = self.settings.get('max_parallel', 1)
+        if isinstance(max_parallel, bool) or not isinstance(
+                max_parallel, int) or max_parallel < 1:
+            raise ValueError('max_parallel (--max-parallel or '
+                             'branch.max_parallel) must be an int >= 1, '
+                             f'got {max_parallel!r}')
+        self.max_parallel = max_parallel
+        # stages training in subprocesses (train_ahead): name -> process,
+        # and those waiting for a free slot
+        self._ahead: Dict[str, Tuple[subprocess.Popen, List[str], str]] = {}
+        self._queue: List[Tuple[str, Config, str, str]] = []
         self.tasks = config_tasks(self.cfg)
         self.results: Dict[str, Dict[str, Any]] = {}
         # a job's run() gives it the stages; empty, a stage run on its own
@@ -167,15 +170,19 @@ class StageRunner:
             name, cfg, folder, fp = self._queue.pop(0)
             if name in self._ahead or self.book.done(name, fp) is not None:
                 continue
-            if self.book.stale(name, fp):
-                self.log(f'  {name}: inputs changed, running again')
-                self.book.reset(name, folder)
+            self._clear_if_stale(name, fp, folder)
             cfg_path, resume = self._prepare(name, cfg, folder)
             cmd = [sys.executable, osp.join(TOOLS, 'train.py'), cfg_path,
                    '--work-dir', folder] + (['--resume'] if resume else [])
             self._ahead[name] = (start_step(
                 cmd, folder, job_env(self.max_parallel)), cmd, folder)
             running += 1
+
+    def _clear_if_stale(self, name: str, fp: str, folder: str) -> None:
+        """A stage recorded with other inputs is cleared to run again."""
+        if self.book.stale(name, fp):
+            self.log(f'  {name}: inputs changed, running again')
+            self.book.reset(name, folder)
 
     def _wait_ahead(self, name: str) -> None:
         """Wait for ``name``'s subprocess, starting queued stages as slots
@@ -244,9 +251,8 @@ class StageRunner:
             self.log(f'  {name}: done earlier, skipped')
             self._progress.skipped()
             return done
-        if name not in self._ahead and self.book.stale(name, fp):
-            self.log(f'  {name}: inputs changed, running again')
-            self.book.reset(name, folder)
+        if name not in self._ahead:  # else cleared before it started
+            self._clear_if_stale(name, fp, folder)
         ckpt = self.train(name, cfg, folder)
         # the test split, read once: the checkpoint the probe chose
         test_cfg = load_config(osp.join(folder, 'config.py'),
