@@ -51,7 +51,7 @@ from .compare_report import summarise
 from .measure import input_shape
 from .methods import (REFERENCES, AffinityMethod, BaseMethod, Decision,
                       MethodContext, build_method, known_methods,
-                      method_label, settings_keys)
+                      drop_method_imports, method_label, settings_keys)
 from .stage_runner import result_settings
 from .stages import StageBook, fingerprint
 
@@ -146,6 +146,7 @@ class Comparison:
             m: cfg.pop(key).to_dict() if hasattr(cfg.get(key), 'to_dict')
             else cfg.pop(key, None)
             for m, key in self.settings_keys.items()}
+        drop_method_imports(cfg)
         self.cfg = cfg
         self.source = osp.abspath(config)
         self.config = osp.join(self.work_dir, 'config.py')

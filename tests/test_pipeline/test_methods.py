@@ -211,6 +211,41 @@ def test_cfg_options_can_import_a_method(tmp_path, monkeypatch):
     assert job.methods == ['single_task', 'toy_by_option']
 
 
+def test_method_imports_leave_the_models_fingerprints(tmp_path,
+                                                     monkeypatch):
+    """Adding a project's method to a comparison retrains nothing: the
+    modules that only register methods are left out of the config the
+    models train with (and so of their fingerprints); other imports stay."""
+    from branched_mtl.pipeline.compare import Comparison
+    from branched_mtl.pipeline.stage_runner import config_text
+    plugin = tmp_path / 'plugin'
+    plugin.mkdir()
+    (plugin / 'toy_method_plugin_fp.py').write_text(
+        TOY_MODULE.replace("name='toy_last_apart'", "name='toy_fp'"))
+    (plugin / 'toy_plain_module.py').write_text('VALUE = 1\n')
+    monkeypatch.syspath_prepend(str(plugin))
+    cfg = tmp_path / 'plain.py'
+    cfg.write_text(TINY + THREE)
+    plain = Comparison(str(cfg), str(tmp_path / 'a'), [0], budget='80%',
+                       methods=['all_shared'])
+    with_method = Comparison(
+        str(cfg), str(tmp_path / 'b'), [0], budget='80%',
+        methods=['toy_fp'], cfg_options={'custom_imports': dict(
+            imports=['branched_mtl', 'toy_method_plugin_fp'])})
+    assert with_method.methods == ['single_task', 'toy_fp']
+    assert with_method.cfg.custom_imports.imports == ['branched_mtl']
+    assert config_text(with_method.cfg) == config_text(plain.cfg)
+    # a module that registers no method may change how a model trains
+    other = Comparison(
+        str(cfg), str(tmp_path / 'c'), [0], budget='80%',
+        methods=['toy_fp'], cfg_options={'custom_imports': dict(
+            imports=['branched_mtl', 'toy_method_plugin_fp',
+                     'toy_plain_module'])})
+    assert other.cfg.custom_imports.imports == ['branched_mtl',
+                                                'toy_plain_module']
+    assert config_text(other.cfg) != config_text(plain.cfg)
+
+
 def test_size_args_follow_the_budget_unit():
     """A search tool gets the parsed budget under the option of its unit."""
     from types import SimpleNamespace

@@ -21,7 +21,8 @@ REFERENCES = ('single_task', 'all_shared')
 __all__ = ['BaseMethod', 'AffinityMethod', 'Decision', 'MethodContext',
            'RSAMethod', 'TournamentMethod', 'TagMethod', 'TagGroupsMethod',
            'REFERENCES', 'method_names', 'build_method', 'method_label',
-           'method_marker', 'known_methods', 'settings_keys']
+           'method_marker', 'known_methods', 'settings_keys',
+           'drop_method_imports']
 
 _REFERENCE_LABELS = dict(single_task='single-task', all_shared='all-shared')
 _REFERENCE_MARKERS = dict(single_task=('tab:green', 'D'),
@@ -82,3 +83,28 @@ def settings_keys() -> Dict[str, str]:
     return {name: METHODS.module_dict[name].settings_key
             for name in method_names()
             if METHODS.module_dict[name].settings_key}
+
+
+def drop_method_imports(cfg) -> List[str]:
+    """Remove from ``cfg.custom_imports`` the modules that register a
+    method of :data:`METHODS` (a project's ``ltb``, ``adashare``): like the
+    methods' search settings they decide how the comparison runs, not how
+    a model trains, so adding a project to a comparison leaves the
+    fingerprints of the models already trained unchanged. A method whose
+    result needs its module (a derived encoder) names it in
+    :attr:`Decision.imports`.
+
+    Args:
+        cfg: The comparison's config (changed in place).
+
+    Returns:
+        The imports removed.
+    """
+    imports = list((cfg.get('custom_imports') or {}).get('imports') or [])
+    homes = {METHODS.module_dict[name].__module__ for name in method_names()}
+    dropped = [m for m in imports
+               if m != 'branched_mtl' and not m.startswith('branched_mtl.')
+               and any(h == m or h.startswith(m + '.') for h in homes)]
+    if dropped:
+        cfg.custom_imports.imports = [m for m in imports if m not in dropped]
+    return dropped
