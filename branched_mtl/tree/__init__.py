@@ -5,6 +5,7 @@ from .config_writer import check_task_names, write_tree_config
 from .cost import (all_shared_alpha, check_affinity, reorder_affinity,
                    tree_cost, tree_cost_breakdown)
 from .draw import draw_tree
+from .enumerate import enumerate_trees
 # registers the fused attention op's FLOPs with mmengine's analysis
 from .flops import attention_flop_jit
 from .random_tree import (canonical_tree, count_relabellings,
@@ -23,5 +24,5 @@ __all__ = [
     'write_tree_config', 'draw_tree', 'attention_flop_jit', 'Budget',
     'parse_size_budget', 'ModelBlocks', 'TreeProblem', 'TreeResult',
     'SweepResult', 'read_affinity', 'load_problem', 'build_tree',
-    'build_tag_tree', 'sweep_alpha'
+    'build_tag_tree', 'sweep_alpha', 'enumerate_trees'
 ]

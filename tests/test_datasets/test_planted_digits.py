@@ -171,18 +171,26 @@ def test_bad_groups_and_arguments():
         PlantedDigits(spec, tasks=['u'])
 
 
-def test_shipped_config_heads_match_the_task_set():
+@pytest.mark.parametrize('name', ['branch_planted_digits.py',
+                                  'branch_planted_digits_4task.py'])
+def test_shipped_config_heads_match_the_task_set(name):
     from mmengine.config import Config
-    cfg = Config.fromfile(CONFIG)
+    cfg = Config.fromfile(osp.join(osp.dirname(CONFIG), name))
     heads = cfg.model.head.task_heads
     ds_cfg = dict(cfg.test_dataloader.dataset)
     ds_cfg.pop('type')
     ds = PlantedDigits(**dict(ds_cfg, num_samples=4))
-    assert {t: h.num_classes for t, h in heads.items()} == \
-        ds.metainfo['num_classes']
+    assert list(ds.tasks) == list(cfg.tasks) == list(heads)
+    assert {t: h.num_classes for t, h in heads.items()} == {
+        t: ds.metainfo['num_classes'][t] for t in ds.tasks}
     assert list(cfg.model.encoder.tasks) == list(heads)
-    groups = ds.metainfo['groups']
-    assert len(groups) >= 3 and all(len(g) >= 2 for g in groups.values())
+    assert sorted(cfg.test_evaluator.task_metrics) == sorted(heads)
+    # the groups a report scores against: disjoint groups of these tasks
+    groups = cfg.groups
+    members = [t for g in groups.values() for t in g]
+    assert len(members) == len(set(members)) and set(members) <= set(heads)
+    assert len(groups) >= (3 if len(heads) == 9 else 2)
+    assert all(len(g) >= 2 for g in groups.values())
     # the three splits read their own pools
     assert [cfg[f'{s}_dataloader'].dataset.split
             for s in ('train', 'val', 'test')] == ['train', 'probe', 'test']
