@@ -12,8 +12,8 @@ from .random_tree import (canonical_tree, count_relabellings,
                           random_trees_like, tree_rng, tree_shape)
 from .search import alpha_sweep, search_tree
 from .builder import (ModelBlocks, SweepResult, TreeProblem, TreeResult,
-                      build_tag_tree, build_tree, load_problem,
-                      read_affinity, sweep_alpha)
+                      build_tree, load_problem, read_affinity, sweep_alpha)
+from .tag_builder import build_tag_tree
 
 __all__ = [
     'validate_branches', 'all_shared', 'fully_separate', 'tree_nodes',

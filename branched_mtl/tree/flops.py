@@ -14,7 +14,7 @@ multiply-add as one FLOP (as ``get_model_complexity_info`` and our reports
 do).
 """
 import copy
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 from .branches import Branches, count_tree_params
 

@@ -87,7 +87,7 @@ def settings_keys() -> Dict[str, str]:
 
 def drop_method_imports(cfg) -> List[str]:
     """Remove from ``cfg.custom_imports`` the modules that register a
-    method of :data:`METHODS` (a project's ``ltb``, ``adashare``): like the
+    method of :data:`METHODS` (a project's methods): like the
     methods' search settings they decide how the comparison runs, not how
     a model trains, so adding a project to a comparison leaves the
     fingerprints of the models already trained unchanged. A method whose
