@@ -97,7 +97,7 @@ class Oracle(Comparison):
                          f'{len(self.seeds)}): {len(self.candidates)} '
                          'trees')
                 trained[seed] = self._train_candidates(
-                    self._shared_job(seed))
+                    self._shared_job(seed), per_seed[str(seed)])
             job = self._shared_job(self.seeds[0])
             summary = oracle_summary(
                 self.candidates, trained, per_seed, self.methods, job)
@@ -109,10 +109,24 @@ class Oracle(Comparison):
             self.log(text)
             return summary
 
-    def _train_candidates(self, shared: BranchJob) -> List[Dict[str, Any]]:
-        """Every candidate of one seed, trained (or found by its record) and
-        measured; two at a time with ``branch.max_parallel=2``."""
+    def _train_candidates(self, shared: BranchJob, compared: Dict[str, Any]
+                          ) -> List[Dict[str, Any]]:
+        """Every candidate of one seed, measured: a tree the comparison
+        has trained on this seed (all-shared, a method's tree or random
+        tree: the same config, seed and schedule) is taken from it, the
+        others train (or are found by their records); two at a time with
+        ``branch.max_parallel=2``.
+
+        Args:
+            shared: The seed's job.
+            compared: The seed's record in ``comparison.json``.
+
+        Returns:
+            The measured candidates in order, each with ``trained_as``: the
+            comparison's model it is, or ``oracle``.
+        """
         shape = input_shape(shared.cfg)
+        known = _compared_trees(compared, shared.tasks)
         # the single-task models' probe values choose every checkpoint: the
         # comparison has just trained them
         for task in shared.tasks:
@@ -120,10 +134,12 @@ class Oracle(Comparison):
             shared.results[name] = shared.book.done(name, fp)
         stages = []
         for tree in self.candidates:
+            canon = canonical_tree(tree, shared.tasks)
+            if json.dumps(canon) in known:
+                continue
             cfg = shared.with_tree(tree)
             # the tree itself names the model: another budget's oracle in
             # the same work dir finds the candidates it shares with this one
-            canon = canonical_tree(tree, shared.tasks)
             tag = fingerprint('tree', canon)[:10]
             stages.append((f'oracle/{tag}', cfg, shared.folder('oracle', tag),
                            fingerprint('oracle', canon, shared.seed,
@@ -131,10 +147,32 @@ class Oracle(Comparison):
                            dict(branches=tree)))
         shared.train_ahead([s[:4] for s in stages])
         try:
-            return [measure_result(shared.train_and_test(*s), shape)
-                    for s in stages]
+            trained = {json.dumps(canonical_tree(s[4]['branches'],
+                                                 shared.tasks)):
+                       dict(measure_result(shared.train_and_test(*s), shape),
+                            trained_as='oracle')
+                       for s in stages}
         finally:
             shared.stop_ahead()
+        trained.update(known)
+        return [trained[json.dumps(canonical_tree(t, shared.tasks))]
+                for t in self.candidates]
+
+
+def _compared_trees(compared: Dict[str, Any], tasks: List[str]
+                    ) -> Dict[str, Dict[str, Any]]:
+    """The trees the comparison trained on a seed, by canonical tree:
+    ``{json of the tree: measured model with trained_as}``."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for method, rec in compared.items():
+        if not isinstance(rec, dict) or rec.get('status') != 'done':
+            continue
+        for name, model in rec.get('models', {}).items():
+            if model.get('branches'):
+                key = json.dumps(canonical_tree(model['branches'], tasks))
+                out.setdefault(key, dict(model, trained_as=(
+                    method if name == method else f'{method}/{name}')))
+    return out
 
 
 def _reference(per_seed: Dict[str, Any], tasks: List[str],
@@ -194,6 +232,8 @@ def oracle_summary(candidates: List[list],
         values = {s: dm(trained[s][k], s) for s in seeds}
         rows.append(dict(index=k, branches=tree,
                          params=int(trained[seeds[0]][k]['params']),
+                         trained_as={s: trained[s][k].get('trained_as')
+                                     for s in seeds},
                          delta_m=values,
                          mean=float(np.mean(list(values.values())))))
     # competition ranking: trees of equal mean Δm share the better rank
@@ -220,9 +260,9 @@ def oracle_summary(candidates: List[list],
                 candidate=k, rank=None if k is None else rows[k]['rank'],
                 regret=None if k is None else
                 rows[best]['delta_m'][s] - rows[k]['delta_m'][s],
-                # the method's own model of the same tree: trained apart,
-                # the same numbers where training is deterministic
-                own_delta_m=None if model is None else dm(model, s))
+                # the method's own model (its tree's, or the network it
+                # derived where that is no candidate)
+                delta_m=None if model is None else dm(model, s))
         regrets = [p['regret'] for p in picks.values()
                    if p['regret'] is not None]
         out_methods[method] = dict(

@@ -1,5 +1,6 @@
 """The oracle: every tree within a budget trained over the seeds; each
 method's tree ranked among them, with its paired regret."""
+import glob
 import json
 import os.path as osp
 import subprocess
@@ -72,7 +73,7 @@ def test_rank_and_regret_on_fixed_numbers():
     shared = out['methods']['all_shared']
     assert [shared['per_seed'][s]['rank'] for s in (0, 1)] == [3, 3]
     assert shared['per_seed'][0]['regret'] == pytest.approx(2.0 + 10.0)
-    assert shared['per_seed'][1]['own_delta_m'] == pytest.approx(-6.0)
+    assert shared['per_seed'][1]['delta_m'] == pytest.approx(-6.0)
 
 
 def test_a_tree_outside_the_candidates_has_no_rank():
@@ -113,11 +114,19 @@ def test_oracle_tool_end_to_end_and_resume(tmp_path):
         best = doc['candidates'][doc['best']]['delta_m']['0']
         chosen = doc['candidates'][pick['candidate']]['delta_m']['0']
         assert pick['regret'] == pytest.approx(best - chosen)
-    # all-shared is a candidate: the same model trained twice, the same
-    # numbers (training is deterministic on the CPU)
+    # the candidates the comparison trained (all-shared, the RSA tree) are
+    # taken from it, not trained again; the others trained for the oracle
+    rows = doc['candidates']
     shared = doc['methods']['all_shared']['per_seed']['0']
-    assert shared['own_delta_m'] == pytest.approx(
-        doc['candidates'][shared['candidate']]['delta_m']['0'], abs=1e-9)
+    rsa = doc['methods']['rsa']['per_seed']['0']
+    assert rows[shared['candidate']]['trained_as']['0'] == 'all_shared'
+    assert rows[shared['candidate']]['delta_m']['0'] == pytest.approx(
+        shared['delta_m'])
+    assert rows[rsa['candidate']]['trained_as']['0'] == 'rsa/tree'
+    own = [r for r in rows if r['trained_as']['0'] == 'oracle']
+    assert len(own) == 4 - len({shared['candidate'], rsa['candidate']})
+    assert len(glob.glob(osp.join(work, 'seed_0', 'oracle', '*',
+                                  'config.py'))) == len(own)
     assert 'Oracle: 4 trees within 60%' in open(
         osp.join(work, 'oracle.md')).read()
     again = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT,
