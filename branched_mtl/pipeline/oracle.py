@@ -8,7 +8,7 @@ with the same schedule, seed and checkpoint rule as every model of the
 comparison, as a recorded stage of the seed (``seed_<s>/oracle/<tree hash>/``):
 an interrupted oracle resumes, and nothing trains twice. ``oracle.json``
 and ``oracle.md`` hold the candidates' Δm per seed and each method's rank
-and paired regret.
+and paired regret; ``oracle.png`` draws them.
 """
 import json
 import os.path as osp
@@ -26,12 +26,12 @@ from .compare import Comparison
 from .compare_jobs import measure_result, single_task_stage
 from .compare_report import primary_reference
 from .measure import input_shape
-from .methods import method_label
+from .methods import method_label, method_marker
 from .report import _delta_m, _lower_is_better
 from .stage_runner import config_text
 from .stages import fingerprint
 
-__all__ = ['Oracle', 'oracle_summary', 'oracle_markdown']
+__all__ = ['Oracle', 'oracle_summary', 'oracle_markdown', 'plot_oracle']
 
 
 class Oracle(Comparison):
@@ -106,6 +106,7 @@ class Oracle(Comparison):
             dump_json_atomic(summary, osp.join(self.work_dir, 'oracle.json'))
             text = oracle_markdown(summary, job.info['block_names'])
             write_text_atomic(text, osp.join(self.work_dir, 'oracle.md'))
+            plot_oracle(summary, osp.join(self.work_dir, 'oracle.png'))
             self.log(text)
             return summary
 
@@ -310,3 +311,50 @@ def oracle_markdown(summary: Dict[str, Any],
         lines.append(f'| {row["rank"]} | {row["mean"]:+.2f} | '
                      f'{row["params"]:,} | {groups} |')
     return '\n'.join(lines) + '\n'
+
+
+def plot_oracle(summary: Dict[str, Any], path: str) -> None:
+    """Every candidate's Δm (mean and each seed) from best to worst, with
+    the trees each method chose marked below them.
+
+    Args:
+        summary: :func:`oracle_summary`'s result.
+        path: The PNG to write (atomically).
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from branched_mtl.utils.io import open_atomic
+    rows = sorted(summary['candidates'], key=lambda r: (r['rank'],
+                                                        r['index']))
+    place = {r['index']: i for i, r in enumerate(rows)}
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.45 * len(rows) + 2), 4.2))
+    ax.bar(range(len(rows)), [r['mean'] for r in rows], color='0.8',
+           label='mean over seeds')
+    for i, r in enumerate(rows):
+        vals = list(r['delta_m'].values())
+        ax.plot([i] * len(vals), vals, '.', color='0.35', ms=4)
+    low = min(min(r['delta_m'].values()) for r in rows)
+    span = max(1e-9, max(max(r['delta_m'].values()) for r in rows) - low)
+    for j, (name, m) in enumerate(summary['methods'].items()):
+        picks = [place[p['candidate']] for p in m['per_seed'].values()
+                 if p['candidate'] is not None]
+        if not picks:
+            continue
+        colour, marker = method_marker(name)
+        ax.plot(picks, [low - span * (0.12 + 0.1 * j)] * len(picks),
+                linestyle='none', marker=marker, color=colour, alpha=0.7,
+                label=f'chosen by {m["label"]} (one mark per seed)')
+    ax.axhline(0, color='k', lw=0.6)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([str(r['index']) for r in rows], fontsize=7)
+    ax.set_xlabel('tree (index in oracle.json), best first')
+    ax.set_ylabel('Δm (%)')
+    ax.set_title(f'{summary["num_candidates"]} trees within '
+                 f'{summary.get("budget")}, seeds {summary.get("seeds")}',
+                 fontsize=9)
+    ax.legend(fontsize=7, loc='upper right')
+    fig.tight_layout()
+    with open_atomic(path, 'wb') as f:
+        fig.savefig(f, format='png', dpi=120)
+    plt.close(fig)

@@ -129,6 +129,8 @@ def test_oracle_tool_end_to_end_and_resume(tmp_path):
                                   'config.py'))) == len(own)
     assert 'Oracle: 4 trees within 60%' in open(
         osp.join(work, 'oracle.md')).read()
+    with open(osp.join(work, 'oracle.png'), 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     again = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT,
                            timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
