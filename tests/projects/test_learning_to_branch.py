@@ -333,3 +333,26 @@ def test_bad_input_names_it(tmp_path, capsys, override, extra, message):
     if override == CARRY:
         assert config in err  # the user's file, not a checked copy
     assert not osp.exists(tmp_path / 'w')
+
+
+def test_planted_digits_config_retrains_no_model_of_the_main_config(
+        tmp_path):
+    """The PlantedDigits LTB config is the main PlantedDigits config plus
+    the project's import and search settings: in a comparison its models
+    train with the main config's text (the same fingerprints), and the
+    settings reach the search."""
+    from branched_mtl.pipeline.compare import Comparison
+    from branched_mtl.pipeline.stage_runner import config_text
+    folder = osp.join(ROOT, 'configs', 'planted_digits')
+    main = Comparison(osp.join(folder, 'branch_planted_digits.py'),
+                      str(tmp_path / 'main'), [0], budget='50%',
+                      methods=['all_shared'])
+    ltb = Comparison(osp.join(osp.dirname(CONFIG),
+                              'ltb_resnet18-w8_planted-digits.py'),
+                     str(tmp_path / 'ltb'), [0], budget='50%',
+                     methods=['all_shared', 'ltb'])
+    assert 'ltb' in ltb.methods
+    assert config_text(ltb.cfg) == config_text(main.cfg)
+    settings = ltb.search_settings['ltb']
+    assert settings['num_nodes'] == 5
+    assert settings['size_weights'] == [0.0, 0.3, 1.0, 3.0]
