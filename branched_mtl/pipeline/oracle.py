@@ -334,7 +334,8 @@ def plot_oracle(summary: Dict[str, Any], path: str) -> None:
     for i, r in enumerate(rows):
         vals = list(r['delta_m'].values())
         ax.plot([i] * len(vals), vals, '.', color='0.35', ms=4)
-    low = min(min(r['delta_m'].values()) for r in rows)
+    # the marks go below the bars (which start at 0) and the seeds' dots
+    low = min(0.0, min(min(r['delta_m'].values()) for r in rows))
     span = max(1e-9, max(max(r['delta_m'].values()) for r in rows) - low)
     for j, (name, m) in enumerate(summary['methods'].items()):
         picks = [place[p['candidate']] for p in m['per_seed'].values()
