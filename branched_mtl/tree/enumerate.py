@@ -8,7 +8,7 @@ which tells how far a method's choice is from the best one.
 from typing import List, Optional, Sequence
 
 from .branches import Branches
-from .partitions import Partition, members, set_partitions
+from .partitions import Partition, chain_to_branches, set_partitions
 
 __all__ = ['enumerate_trees']
 
@@ -67,5 +67,4 @@ def enumerate_trees(tasks: Sequence[str],
 
     grow([], 0)
     found.sort(key=lambda x: x[0])
-    return [[[[tasks[i] for i in members(g)] for g in p] for p in chain]
-            for _, chain in found]
+    return [chain_to_branches(chain, tasks) for _, chain in found]

@@ -5,10 +5,10 @@ A group is a bitmask over the task indices (bit i: task i) and a partition a
 tuple of groups ordered by their lowest task, so equal partitions compare
 equal.
 """
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 __all__ = ['Partition', 'lowbit', 'canon', 'members', 'set_partitions',
-           'splits_of']
+           'splits_of', 'chain_to_branches']
 
 Partition = Tuple[int, ...]
 
@@ -81,3 +81,11 @@ def splits_of(parts: List[Partition]) -> List[List[int]]:
                 sub = (sub - 1) & rest
         out.append(nxt)
     return out
+
+
+def chain_to_branches(parts: Sequence[Partition],
+                      tasks: Sequence[str]) -> List[List[List[str]]]:
+    """A chain of partitions (one per block) as a tree of task names,
+    groups ordered by their lowest task."""
+    return [[[tasks[i] for i in members(g)] for g in canon(p)]
+            for p in parts]

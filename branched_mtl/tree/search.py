@@ -29,8 +29,8 @@ import numpy as np
 from .branches import Branches, all_shared, count_tree_params
 from .cost import (all_shared_alpha, check_affinity, check_alpha, check_pools,
                    group_distance, tree_cost, tree_cost_breakdown)
-from .partitions import (Partition, canon, members, set_partitions,
-                         splits_of)
+from .partitions import (Partition, canon, chain_to_branches, members,
+                         set_partitions, splits_of)
 
 __all__ = [
     'search_tree', 'alpha_sweep', 'group_affinity', 'EXACT_MAX_TASKS',
@@ -361,11 +361,6 @@ def _check_int(name: str, v, minimum: int = 0) -> int:
     return int(v)
 
 
-def _to_branches(parts: List[Partition], tasks: List[str]) -> Branches:
-    return [[[tasks[i] for i in members(g)] for g in canon(p)]
-            for p in parts]
-
-
 def search_tree(affinity,
                 tasks: Sequence[str],
                 pools: Sequence[int],
@@ -456,7 +451,7 @@ def search_tree(affinity,
         parts, _ = _exact(prob)
     else:
         parts, _ = _beam(prob, top_n)
-    branches = _to_branches(parts, tasks)
+    branches = chain_to_branches(parts, tasks)
     return branches, tree_cost(branches, aff, tasks, pools, alpha)
 
 
