@@ -54,6 +54,46 @@ def mean_std(values: Sequence[float]) -> Dict[str, float]:
                 n=int(len(arr)))
 
 
+def delta_m_reference(per_seed: Mapping[Any, Mapping[str, Any]],
+                      tasks: Sequence[str], cfg: Config
+                      ) -> Tuple[Dict[str, str], List[str],
+                                 Dict[Any, Dict[str, float]]]:
+    """What every Δm of a comparison is measured against.
+
+    Args:
+        per_seed: ``{seed: {method: record}}`` with each seed's
+            ``single_task`` record.
+        tasks: The tasks.
+        cfg: The config (its test evaluator's ``primary`` and
+            ``lower_is_better``).
+
+    Returns:
+        ``keys`` ({task: primary metric key}), ``lower`` (the keys whose
+        Δm sign flips) and ``reference`` ({seed, as in ``per_seed``: {key:
+        the single-task model's value}}).
+    """
+    primary = dict(cfg.get('test_evaluator', {}).get('primary') or {})
+    first = per_seed[next(iter(per_seed))]['single_task']['models']
+    keys, _ = primary_reference(
+        {t: first[f'single_task/{t}']['metrics'] for t in tasks}, tasks,
+        primary)
+    # unlike lower_keys: an entry that names no task is left out
+    lower = [keys[t] for t in _lower_is_better(cfg) if t in keys]
+    reference = {}
+    for seed, rec in per_seed.items():
+        models = rec['single_task']['models']
+        reference[seed] = {keys[t]: float(models[f'single_task/{t}'][
+            'metrics'][keys[t]]) for t in tasks}
+    return keys, lower, reference
+
+
+def model_delta_m(model: Mapping[str, Any], keys: Mapping[str, str],
+                  reference: Mapping[str, float], lower: List[str]) -> float:
+    """One measured model's Δm (%) against one seed's ``reference``."""
+    return _delta_m({k: float(model['metrics'][k]) for k in keys.values()},
+                    reference, lower)
+
+
 # ---------------------------------------------------------------- summary
 def _main_model(method: str, record: Dict[str, Any]) -> Dict[str, Any]:
     """A method's model of a seed: its tree, or the network it derived
@@ -81,13 +121,7 @@ def summarise(per_seed: Dict[int, Dict[str, Any]], methods: Sequence[str],
         ``failed`` ({method: {seed: reason}}).
     """
     tasks = job.tasks
-    primary = dict(job.cfg.get('test_evaluator', {}).get('primary') or {})
-    first = per_seed[next(iter(per_seed))]['single_task']['models']
-    keys, _ = primary_reference(
-        {t: first[f'single_task/{t}']['metrics'] for t in tasks}, tasks,
-        primary)
-    # unlike lower_keys: an entry that names no task is left out
-    lower = [keys[t] for t in _lower_is_better(job.cfg) if t in keys]
+    keys, lower, reference = delta_m_reference(per_seed, tasks, job.cfg)
     rows: List[Dict[str, Any]] = []
     failed: Dict[str, Dict[str, str]] = {}
 
@@ -121,12 +155,6 @@ def summarise(per_seed: Dict[int, Dict[str, Any]], methods: Sequence[str],
                 vals[k].append(float(np.mean([m[k] for m in models])))
         return vals
 
-    reference = {}
-    for seed, rec in per_seed.items():
-        models = rec['single_task']['models']
-        reference[seed] = {keys[t]: float(models[f'single_task/{t}'][
-            'metrics'][keys[t]]) for t in tasks}
-
     def add_row(label: str, method: str, kind: str,
                 seed_models: Dict[int, List[dict]], cost: Dict[int, Any],
                 combine: bool = False) -> None:
@@ -140,8 +168,7 @@ def summarise(per_seed: Dict[int, Dict[str, Any]], methods: Sequence[str],
             # every model's own Δm per seed: the paired statistics pair a
             # method with each random tree of its seed, not with their mean
             row['delta_m_models'] = {seed: [
-                _delta_m({keys[t]: float(m['metrics'][keys[t]])
-                          for t in tasks}, reference[seed], lower)
+                model_delta_m(m, keys, reference[seed], lower)
                 for m in models] for seed, models in seed_models.items()}
         if cost:
             row['cost'] = {seed: c for seed, c in cost.items()}

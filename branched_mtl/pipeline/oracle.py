@@ -24,10 +24,9 @@ from branched_mtl.utils.lock import WorkDirLock
 from .branch import BranchJob
 from .compare import Comparison
 from .compare_jobs import measure_result, single_task_stage
-from .compare_report import primary_reference
+from .compare_report import delta_m_reference, model_delta_m
 from .measure import input_shape
 from .methods import method_label, method_marker
-from .report import _delta_m, _lower_is_better
 from .stage_runner import config_text
 from .stages import fingerprint
 
@@ -96,9 +95,10 @@ class Oracle(Comparison):
                 self.log(f'[oracle] seed {seed} ({i + 1} of '
                          f'{len(self.seeds)}): {len(self.candidates)} '
                          'trees')
+                job = self._shared_job(seed)
                 trained[seed] = self._train_candidates(
-                    self._shared_job(seed), per_seed[str(seed)])
-            job = self._shared_job(self.seeds[0])
+                    job, per_seed[str(seed)])
+            # (tasks, evaluator and blocks: the same for every seed's job)
             summary = oracle_summary(
                 self.candidates, trained, per_seed, self.methods, job)
             summary.update(config=self.source, work_dir=self.work_dir,
@@ -133,31 +133,34 @@ class Oracle(Comparison):
         for task in shared.tasks:
             name, _, fp = single_task_stage(shared, task)
             shared.results[name] = shared.book.done(name, fp)
-        stages = []
+        stages = {}  # tree key -> the stage's train_and_test arguments
         for tree in self.candidates:
-            canon = canonical_tree(tree, shared.tasks)
-            if json.dumps(canon) in known:
+            key = _tree_key(tree, shared.tasks)
+            if key in known:
                 continue
             cfg = shared.with_tree(tree)
+            canon = canonical_tree(tree, shared.tasks)
             # the tree itself names the model: another budget's oracle in
             # the same work dir finds the candidates it shares with this one
             tag = fingerprint('tree', canon)[:10]
-            stages.append((f'oracle/{tag}', cfg, shared.folder('oracle', tag),
+            stages[key] = (f'oracle/{tag}', cfg, shared.folder('oracle', tag),
                            fingerprint('oracle', canon, shared.seed,
                                        config_text(cfg)),
-                           dict(branches=tree)))
-        shared.train_ahead([s[:4] for s in stages])
+                           dict(branches=tree))
+        shared.train_ahead([s[:4] for s in stages.values()])
         try:
-            trained = {json.dumps(canonical_tree(s[4]['branches'],
-                                                 shared.tasks)):
-                       dict(measure_result(shared.train_and_test(*s), shape),
-                            trained_as='oracle')
-                       for s in stages}
+            trained = {key: dict(measure_result(shared.train_and_test(*s),
+                                                shape), trained_as='oracle')
+                       for key, s in stages.items()}
         finally:
             shared.stop_ahead()
         trained.update(known)
-        return [trained[json.dumps(canonical_tree(t, shared.tasks))]
-                for t in self.candidates]
+        return [trained[_tree_key(t, shared.tasks)] for t in self.candidates]
+
+
+def _tree_key(tree: list, tasks: List[str]) -> str:
+    """A tree as a dict key: equal trees (in any task order) give one."""
+    return json.dumps(canonical_tree(tree, tasks))
 
 
 def _compared_trees(compared: Dict[str, Any], tasks: List[str]
@@ -170,28 +173,9 @@ def _compared_trees(compared: Dict[str, Any], tasks: List[str]
             continue
         for name, model in rec.get('models', {}).items():
             if model.get('branches'):
-                key = json.dumps(canonical_tree(model['branches'], tasks))
-                out.setdefault(key, dict(model, trained_as=(
+                out.setdefault(_tree_key(model['branches'], tasks), dict(model, trained_as=(
                     method if name == method else f'{method}/{name}')))
     return out
-
-
-def _reference(per_seed: Dict[str, Any], tasks: List[str],
-               job: BranchJob):
-    """Each seed's single-task values, the metric keys and the
-    lower-is-better keys of Δm."""
-    primary = dict(job.cfg.get('test_evaluator', {}).get('primary') or {})
-    first = per_seed[next(iter(per_seed))]['single_task']['models']
-    keys, _ = primary_reference(
-        {t: first[f'single_task/{t}']['metrics'] for t in tasks}, tasks,
-        primary)
-    lower = [keys[t] for t in _lower_is_better(job.cfg) if t in keys]
-    reference = {}
-    for seed, rec in per_seed.items():
-        models = rec['single_task']['models']
-        reference[int(seed)] = {keys[t]: float(models[f'single_task/{t}'][
-            'metrics'][keys[t]]) for t in tasks}
-    return keys, lower, reference
 
 
 def oracle_summary(candidates: List[list],
@@ -221,12 +205,11 @@ def oracle_summary(candidates: List[list],
         regret's mean with a 95 % bootstrap interval}).
     """
     tasks = job.tasks
-    keys, lower, reference = _reference(per_seed, tasks, job)
+    keys, lower, reference = delta_m_reference(per_seed, tasks, job.cfg)
     seeds = sorted(trained)
 
     def dm(model: Dict[str, Any], seed: int) -> float:
-        return _delta_m({keys[t]: float(model['metrics'][keys[t]])
-                         for t in tasks}, reference[seed], lower)
+        return model_delta_m(model, keys, reference[str(seed)], lower)
 
     rows = []
     for k, tree in enumerate(candidates):
@@ -241,8 +224,7 @@ def oracle_summary(candidates: List[list],
     for row in rows:
         row['rank'] = 1 + sum(r['mean'] > row['mean'] for r in rows)
     best = min(range(len(rows)), key=lambda k: (rows[k]['rank'], k))
-    index = {json.dumps(canonical_tree(t, tasks)): k
-             for k, t in enumerate(candidates)}
+    index = {_tree_key(t, tasks): k for k, t in enumerate(candidates)}
     out_methods: Dict[str, Any] = {}
     for method in methods:
         if method == 'single_task':
@@ -255,8 +237,7 @@ def oracle_summary(candidates: List[list],
             models = rec['models']
             model = models.get('all_shared') or models.get('tree')
             branches = (model or {}).get('branches')
-            k = (index.get(json.dumps(canonical_tree(branches, tasks)))
-                 if branches else None)
+            k = index.get(_tree_key(branches, tasks)) if branches else None
             picks[s] = dict(
                 candidate=k, rank=None if k is None else rows[k]['rank'],
                 regret=None if k is None else
