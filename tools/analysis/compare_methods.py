@@ -49,6 +49,7 @@ use_checkout(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmengine.config import DictAction  # noqa: E402
 
 from branched_mtl.pipeline.compare import Comparison  # noqa: E402
+from branched_mtl.pipeline.methods import parse_methods  # noqa: E402
 from branched_mtl.utils.console import quiet_known_warnings  # noqa: E402
 from branched_mtl.utils.errors import UserError  # noqa: E402
 
@@ -104,13 +105,8 @@ def main(argv=None) -> int:
     try:
         if not osp.isfile(args.config):
             raise UserError(f'config file not found: {args.config}')
-        methods = None
-        if args.methods is not None:
-            methods = [m.strip() for m in args.methods.split(',')
-                       if m.strip()]
-            if not methods:  # '' must not mean every method
-                raise UserError(f'--methods {args.methods!r} names no '
-                                'method')
+        methods = (None if args.methods is None
+                   else parse_methods(args.methods))
         Comparison(
             args.config, args.work_dir,
             seeds=list(range(args.seed, args.seed + args.seeds)),

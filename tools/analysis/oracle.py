@@ -28,6 +28,7 @@ from branched_mtl.utils.package import use_checkout  # noqa: E402
 use_checkout(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmengine.config import DictAction  # noqa: E402
 
+from branched_mtl.pipeline.methods import parse_methods  # noqa: E402
 from branched_mtl.pipeline.oracle import Oracle  # noqa: E402
 from branched_mtl.utils.console import quiet_known_warnings  # noqa: E402
 from branched_mtl.utils.errors import UserError  # noqa: E402
@@ -70,9 +71,7 @@ def main(argv=None) -> int:
     try:
         if not osp.isfile(args.config):
             raise UserError(f'config file not found: {args.config}')
-        methods = [m.strip() for m in args.methods.split(',') if m.strip()]
-        if not methods:
-            raise UserError(f'--methods {args.methods!r} names no method')
+        methods = parse_methods(args.methods)
         Oracle(args.config, args.work_dir,
                seeds=list(range(args.seed, args.seed + args.seeds)),
                budget=args.budget, methods=methods,

@@ -22,7 +22,7 @@ __all__ = ['BaseMethod', 'AffinityMethod', 'Decision', 'MethodContext',
            'RSAMethod', 'TournamentMethod', 'TagMethod', 'TagGroupsMethod',
            'REFERENCES', 'method_names', 'build_method', 'method_label',
            'method_marker', 'known_methods', 'settings_keys',
-           'drop_method_imports']
+           'drop_method_imports', 'parse_methods']
 
 _REFERENCE_LABELS = dict(single_task='single-task', all_shared='all-shared')
 _REFERENCE_MARKERS = dict(single_task=('tab:green', 'D'),
@@ -108,3 +108,16 @@ def drop_method_imports(cfg) -> List[str]:
     if dropped:
         cfg.custom_imports.imports = [m for m in imports if m not in dropped]
     return dropped
+
+
+def parse_methods(text: str, option: str = '--methods') -> List[str]:
+    """A comma-separated list of method names, as the tools take it.
+
+    Raises:
+        UserError: one line where the text names no method (an empty list
+            must not mean every method).
+    """
+    methods = [m.strip() for m in text.split(',') if m.strip()]
+    if not methods:
+        raise UserError(f'{option} {text!r} names no method')
+    return methods
