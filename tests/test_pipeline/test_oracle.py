@@ -26,6 +26,13 @@ def _model(a, b, branches=None):
                 branches=branches)
 
 
+def _single():
+    """The single-task references: 50 % on both tasks."""
+    return dict(status='done', models={
+        'single_task/a': dict(metrics={'a/accuracy': 50.0}),
+        'single_task/b': dict(metrics={'b/accuracy': 50.0})})
+
+
 def _fake_job():
     cfg = Config(dict(test_evaluator=dict(
         type='branched_mtl.MultiTaskMetric', task_metrics={})))
@@ -34,10 +41,7 @@ def _fake_job():
 
 def test_rank_and_regret_on_fixed_numbers():
     # single-task references 50 / 50 on both seeds: Δm = mean relative gain
-    single = dict(status='done', models={
-        'single_task/a': _model(50, 50), 'single_task/b': _model(50, 50)})
-    single['models']['single_task/a']['metrics'] = {'a/accuracy': 50.0}
-    single['models']['single_task/b']['metrics'] = {'b/accuracy': 50.0}
+    single = _single()
     candidates = [SHARED, APART_LAST, APART]
     # Δm per seed: SHARED -10/-6, APART_LAST +4/+2, APART +2/+6 -> means
     # -8, +3, +4: APART is best, then APART_LAST, then SHARED
@@ -77,9 +81,7 @@ def test_rank_and_regret_on_fixed_numbers():
 
 
 def test_a_tree_outside_the_candidates_has_no_rank():
-    single = dict(status='done', models={
-        'single_task/a': dict(metrics={'a/accuracy': 50.0}),
-        'single_task/b': dict(metrics={'b/accuracy': 50.0})})
+    single = _single()
     per_seed = {'0': dict(single_task=single, m=dict(
         status='done', models=dict(tree=_model(50, 50, APART))))}
     out = oracle_summary([SHARED], {0: [_model(45, 45)]}, per_seed,
@@ -153,9 +155,7 @@ def test_bad_budget_is_one_line(tmp_path):
 
 
 def test_equal_trees_share_the_better_rank():
-    single = dict(status='done', models={
-        'single_task/a': dict(metrics={'a/accuracy': 50.0}),
-        'single_task/b': dict(metrics={'b/accuracy': 50.0})})
+    single = _single()
     per_seed = {'0': dict(single_task=single, m=dict(
         status='done', models=dict(tree=_model(50, 50, APART))))}
     out = oracle_summary([SHARED, APART_LAST, APART],
