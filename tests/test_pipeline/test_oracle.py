@@ -140,17 +140,22 @@ def test_oracle_tool_end_to_end_and_resume(tmp_path):
     assert json.load(open(osp.join(work, 'oracle.json'))) == doc
 
 
-def test_bad_budget_is_one_line(tmp_path):
+@pytest.mark.parametrize('options,prefix,message', [
+    (['--budget', '90%', '--max-candidates', '5'], '--budget 90%',
+     'more than --max-candidates 5'),
+    (['--budget', '1GFLOPs'], "--budget '1GFLOPs'",
+     'give a parameter budget'),
+    (['--budget', '5%'], 'budget', 'below the all-shared network')])
+def test_bad_budget_is_one_line(tmp_path, options, prefix, message):
     cfg = tmp_path / 'three.py'
     cfg.write_text(TINY + THREE)
     out = subprocess.run(
         [sys.executable, osp.join(ROOT, 'tools', 'analysis', 'oracle.py'),
-         str(cfg), '--work-dir', str(tmp_path / 'o'), '--budget', '90%',
-         '--max-candidates', '5'], capture_output=True, text=True, cwd=ROOT,
-        timeout=300)
+         str(cfg), '--work-dir', str(tmp_path / 'o')] + options,
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 2
-    assert out.stderr.strip().startswith('oracle: error: --budget 90%')
-    assert 'more than --max-candidates 5' in out.stderr
+    assert out.stderr.strip().startswith(f'oracle: error: {prefix}')
+    assert message in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
 
 
