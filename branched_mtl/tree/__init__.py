@@ -10,7 +10,8 @@ from .enumerate import enumerate_trees
 from .flops import attention_flop_jit
 from .random_tree import (canonical_tree, count_relabellings,
                           random_trees_like, tree_rng, tree_shape)
-from .search import alpha_sweep, search_tree
+from .search import search_tree
+from .tradeoff import alpha_sweep
 from .builder import (ModelBlocks, SweepResult, TreeProblem, TreeResult,
                       build_tree, load_problem, read_affinity, sweep_alpha)
 from .tag_builder import build_tag_tree

@@ -31,7 +31,8 @@ from .config_writer import check_task_names, write_tree_config
 from .cost import reorder_affinity, tree_cost_breakdown
 from .draw import draw_tree
 from .flops import count_tree_flops, format_flops
-from .search import alpha_sweep, search_tree
+from .search import search_tree
+from .tradeoff import alpha_sweep
 
 __all__ = ['ModelBlocks', 'TreeProblem', 'TreeResult', 'SweepResult',
            'read_affinity', 'load_problem', 'build_tree', 'sweep_alpha']

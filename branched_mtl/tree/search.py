@@ -27,14 +27,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .branches import Branches, all_shared, count_tree_params
-from .cost import (all_shared_alpha, check_affinity, check_alpha, check_pools,
-                   group_distance, tree_cost, tree_cost_breakdown)
+from .cost import (check_affinity, check_alpha, check_pools, group_distance,
+                   tree_cost)
 from .partitions import (Partition, canon, chain_to_branches, members,
                          set_partitions, splits_of)
 
 __all__ = [
-    'search_tree', 'alpha_sweep', 'group_affinity', 'EXACT_MAX_TASKS',
-    'EXACT_MAX_TASKS_BUDGET'
+    'search_tree', 'group_affinity', 'EXACT_MAX_TASKS', 'EXACT_MAX_TASKS_BUDGET'
 ]
 
 # 'auto' uses the exact search up to this many tasks. Measured on the 2-core
@@ -453,55 +452,3 @@ def search_tree(affinity,
         parts, _ = _beam(prob, top_n)
     branches = chain_to_branches(parts, tasks)
     return branches, tree_cost(branches, aff, tasks, pools, alpha)
-
-
-def alpha_sweep(affinity,
-                tasks: Sequence[str],
-                pools: Sequence[int],
-                alphas: Optional[Sequence[float]] = None,
-                block_params: Optional[Sequence[int]] = None,
-                head_params: int = 0,
-                method: str = 'auto',
-                top_n: int = 3,
-                num: int = 25) -> List[dict]:
-    """The distinct trees chosen over a range of alpha: the trade-off curve.
-
-    Args:
-        alphas: The values to try. By default 0 and ``num`` log-spaced values
-            up to :func:`all_shared_alpha`, from which on the all-shared tree
-            is optimal.
-        Others: as in :func:`search_tree`.
-
-    Returns:
-        One dict per distinct tree, from the largest to the smallest alpha
-        range: ``alpha_min``, ``alpha_max`` (the alphas tried that chose it),
-        ``branches``, ``params`` (None without ``block_params``),
-        ``clustering`` (total clustering cost), ``complexity``
-        (total complexity cost), ``num_groups`` (groups summed over blocks).
-    """
-    tasks = list(tasks)
-    aff = check_affinity(affinity, tasks)
-    if alphas is None:
-        top = all_shared_alpha(aff, tasks)
-        alphas = [0.0]
-        if top > 0:
-            alphas += list(np.geomspace(top * 1e-4, top, num))
-    rows: List[dict] = []
-    for a in sorted(float(x) for x in alphas):
-        branches, _ = search_tree(
-            aff, tasks, pools, alpha=a, block_params=block_params,
-            head_params=head_params, method=method, top_n=top_n)
-        if rows and rows[-1]['branches'] == branches:
-            rows[-1]['alpha_max'] = a
-            continue
-        bd = tree_cost_breakdown(branches, aff, tasks, pools, a)
-        rows.append(dict(
-            alpha_min=a,
-            alpha_max=a,
-            branches=branches,
-            params=(count_tree_params(branches, block_params, head_params)
-                    if block_params is not None else None),
-            clustering=bd['clustering_total'],
-            complexity=bd['complexity_total'],
-            num_groups=sum(len(p) for p in branches)))
-    return rows

@@ -3,10 +3,9 @@ import itertools
 import numpy as np
 import pytest
 
-from branched_mtl.tree import (all_shared, all_shared_alpha, alpha_sweep,
+from branched_mtl.tree import (all_shared, all_shared_alpha,
                                count_tree_params, fully_separate, search_tree,
-                               tree_cost, tree_cost_breakdown,
-                               validate_branches)
+                               tree_cost, validate_branches)
 
 
 def rand_aff(n, num_blocks, rng):
@@ -189,30 +188,6 @@ def test_exact_finds_planted_groups():
     for method in ('exact', 'beam'):
         b, _ = search_tree(aff, tasks, [0, 0, 0], 0.1, method=method)
         assert b == [[['a1', 'a2', 'a3'], ['b1', 'b2']]] * 3
-
-
-def test_alpha_sweep_is_a_tradeoff_curve():
-    rng = np.random.default_rng(3)
-    tasks = list('abcde')
-    aff = rand_aff(5, 3, rng)
-    pools = [2, 1, 0]
-    rows = alpha_sweep(aff, tasks, pools, block_params=[1, 2, 4],
-                       method='exact')
-    assert rows[0]['branches'] == fully_separate(tasks, 3)
-    assert rows[0]['clustering'] == 0.0
-    assert rows[-1]['branches'] == all_shared(tasks, 3)
-    assert len(rows) >= 3
-    # The optimum's complexity can only fall as alpha grows, and its
-    # clustering cost only rise.
-    for r0, r1 in zip(rows, rows[1:]):
-        assert r0['alpha_max'] < r1['alpha_min']
-        assert r1['complexity'] <= r0['complexity'] + 1e-9
-        assert r1['clustering'] >= r0['clustering'] - 1e-9
-        assert r0['branches'] != r1['branches']
-    for r in rows:
-        bd = tree_cost_breakdown(r['branches'], aff, tasks, pools, 0.0)
-        assert r['clustering'] == pytest.approx(bd['clustering_total'])
-        assert r['params'] == count_tree_params(r['branches'], [1, 2, 4])
 
 
 def test_search_errors():
