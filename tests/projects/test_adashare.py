@@ -273,3 +273,32 @@ def test_dense_config_encoder_converts_and_matches_stock():
     for t in enc.tasks:
         torch.testing.assert_close(got[t][0], want[0], atol=1e-4, rtol=1e-4)
         assert skipped[t][0].shape == want[0].shape
+
+
+def test_planted_digits_config_retrains_no_model_of_the_main_config(
+        tmp_path):
+    """The PlantedDigits AdaShare config is the main PlantedDigits config
+    plus the project's import and search settings: in a comparison at a
+    FLOPs budget its models train with the main config's text (the same
+    fingerprints), the settings reach the search, and the search's
+    PolicyEncoder has the main config's backbone and nine tasks."""
+    from branched_mtl.pipeline.compare import Comparison
+    from branched_mtl.pipeline.stage_runner import config_text
+    from projects.adashare.adashare import policy_encoder_config
+    main = Comparison(osp.join(ROOT, 'configs', 'planted_digits',
+                               'branch_planted_digits.py'),
+                      str(tmp_path / 'main'), [0], budget='6MFLOPs',
+                      methods=['all_shared'])
+    ada = Comparison(osp.join(osp.dirname(CONFIG),
+                              'adashare_resnet18-w8_planted-digits.py'),
+                     str(tmp_path / 'ada'), [0], budget='6MFLOPs',
+                     methods=['all_shared', 'adashare'])
+    assert 'adashare' in ada.methods
+    assert config_text(ada.cfg) == config_text(main.cfg)
+    assert ada.search_settings['adashare']['sparsity_weights'] == [
+        0.001, 0.01, 0.1, 1.0]
+    enc = policy_encoder_config(ada.cfg.model.encoder.to_dict())
+    assert enc['type'] == 'PolicyEncoder'
+    assert enc['backbone'] == main.cfg.model.encoder.backbone.to_dict()
+    assert enc['backbone']['base_channels'] == 8
+    assert enc['tasks'] == list(main.cfg.tasks) and len(enc['tasks']) == 9
