@@ -44,7 +44,7 @@ from .branch import BranchJob, config_text
 from .compare_affinity import separation_scores
 from .compare_jobs import (SHARED_STAGES, CostBook, MethodJob, NoProgress,
                            budget_tag, budget_view, measure_result,
-                           single_task_stage)
+                           share_single_task)
 from .compare_output import write_configs, write_outputs
 from .compare_planted import planted_scores
 from .compare_report import summarise
@@ -275,14 +275,7 @@ class Comparison:
         out: Dict[str, Any] = {}
         # the references: failures here end the comparison (no Δm without)
         self.log('[compare] single-task models')
-        for task in shared.tasks:
-            name, cfg, fp = single_task_stage(shared, task)
-            if shared.book.done(name, fp) is None:
-                with costs.measure(name):
-                    shared.results[name] = shared.train_and_test(
-                        name, cfg, shared.folder('single_task', task), fp)
-            else:
-                shared.results[name] = shared.book.done(name, fp)
+        share_single_task(list(jobs.values()), costs)
         out['single_task'] = self._method(
             book, 'single_task', seed, lambda: dict(models={
                 f'single_task/{t}': measure_result(
@@ -333,8 +326,7 @@ class Comparison:
                         self.random_trees]
         elif method not in SHARED_STAGES:
             settings = [result_settings(self.cfg.get('branch')), self.alpha,
-                        self.budget_text,
-                        self.random_trees]
+                        self.budget_text, self.random_trees]
         return fingerprint('compare', method, seed, config_text(self.cfg),
                            *settings)
 

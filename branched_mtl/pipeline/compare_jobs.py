@@ -3,7 +3,7 @@ method's job on a seed's shared models, budget folders, and one trained
 model measured.
 """
 import os.path as osp
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
@@ -138,6 +138,27 @@ def train_single_task(job: BranchJob, task: str, tag: str) -> dict:
     job.results[name] = job.train_and_test(
         name, cfg, job.folder('single_task', task), fp)
     return job.results[name]
+
+
+def share_single_task(jobs: Sequence[BranchJob], costs: CostBook) -> None:
+    """Train (or find done) every single-task model once, on the first job,
+    and give their results to every job (one per budget of a sweep), which
+    selects its models' checkpoints by Δm against them.
+
+    Args:
+        jobs: The seed's jobs; the first trains.
+        costs: Where each training's wall and CPU seconds go.
+    """
+    first = jobs[0]
+    for task in first.tasks:
+        name, cfg, fp = single_task_stage(first, task)
+        done = first.book.done(name, fp)
+        if done is None:
+            with costs.measure(name):
+                done = first.train_and_test(
+                    name, cfg, first.folder('single_task', task), fp)
+        for job in jobs:
+            job.results[name] = done
 
 
 def measure_result(result: Dict[str, Any], shape: tuple) -> Dict[str, Any]:

@@ -335,3 +335,31 @@ def test_search_sized_chooses_by_size_alone(tmp_path):
     assert rec['knob'] == 0.0 and tuning['folder'] == 'search'
     with pytest.raises(UserError, match='--knob values'):
         run(Budget(400, 'params'), [1, 1.0], 'e')
+
+
+def test_toy_method_in_a_budget_sweep(tmp_path, toy_config, capsys):
+    """A method that decides by itself runs at every budget of a sweep:
+    the jobs of the budgets after the first see the single-task models
+    (trained once, on the first budget's job) that its decision and the
+    selection of its models' checkpoints need."""
+    compare = _tool(osp.join(ROOT, 'tools', 'analysis',
+                             'compare_methods.py'), 'compare_tool_sweep')
+    cw = str(tmp_path / 'sweep')
+    assert compare.main([toy_config, '--work-dir', cw, '--budgets',
+                         '40%,80%', '--methods', 'all_shared,toy_last_apart',
+                         '--random-trees', '0']) == 0, \
+        capsys.readouterr().err
+    with open(osp.join(cw, 'comparison.json')) as f:
+        doc = json.load(f)
+    budgets = doc['per_seed']['0']['budgets']
+    assert set(budgets) == {'budget_40pct', 'budget_80pct'}
+    for tag, part in budgets.items():
+        toy = part['toy_last_apart']
+        assert toy['status'] == 'done', (tag, toy)
+        assert toy['search']['budget'] == tag[len('budget_'):-3] + '%'
+        # its model kept the checkpoint of best Δm at a probe step
+        rec = _record(osp.join(cw, 'seed_0'), f'{tag}/toy_last_apart/tree')
+        assert rec['curve'] and osp.isfile(rec['checkpoint'])
+    for part in doc['by_budget'].values():
+        assert not part['failed']
+        assert 'toy_last_apart' in part['paired']
