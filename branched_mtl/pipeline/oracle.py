@@ -23,7 +23,7 @@ from branched_mtl.utils.io import dump_json_atomic, write_text_atomic
 from branched_mtl.utils.lock import WorkDirLock
 from .branch import BranchJob
 from .compare import Comparison
-from .compare_jobs import measure_result, single_task_stage
+from .compare_jobs import CostBook, measure_result, share_single_task
 from .compare_report import delta_m_reference, model_delta_m
 from .measure import input_shape
 from .methods import method_label, method_marker
@@ -129,10 +129,9 @@ class Oracle(Comparison):
         shape = input_shape(shared.cfg)
         known = _compared_trees(compared, shared.tasks)
         # the single-task models' probe values choose every checkpoint: the
-        # comparison has just trained them
-        for task in shared.tasks:
-            name, _, fp = single_task_stage(shared, task)
-            shared.results[name] = shared.book.done(name, fp)
+        # comparison has just trained them (found, not trained again)
+        share_single_task([shared], CostBook(self._seed_dir(shared.seed,
+                                                            'compare')))
         stages = {}  # tree key -> the stage's train_and_test arguments
         for tree in self.candidates:
             key = _tree_key(tree, shared.tasks)
@@ -173,8 +172,10 @@ def _compared_trees(compared: Dict[str, Any], tasks: List[str]
             continue
         for name, model in rec.get('models', {}).items():
             if model.get('branches'):
-                out.setdefault(_tree_key(model['branches'], tasks), dict(model, trained_as=(
-                    method if name == method else f'{method}/{name}')))
+                out.setdefault(
+                    _tree_key(model['branches'], tasks),
+                    dict(model, trained_as=(method if name == method
+                                            else f'{method}/{name}')))
     return out
 
 

@@ -32,9 +32,8 @@ from .cost import (check_affinity, check_alpha, check_pools, group_distance,
 from .partitions import (Partition, canon, chain_to_branches, members,
                          set_partitions, splits_of)
 
-__all__ = [
-    'search_tree', 'group_affinity', 'EXACT_MAX_TASKS', 'EXACT_MAX_TASKS_BUDGET'
-]
+__all__ = ['search_tree', 'group_affinity', 'EXACT_MAX_TASKS',
+           'EXACT_MAX_TASKS_BUDGET']
 
 # 'auto' uses the exact search up to this many tasks. Measured on the 2-core
 # CPU (docs/benchmarks.md, "Tree search"), L = 13 blocks: N = 8 takes ~0.3 s, N = 9
