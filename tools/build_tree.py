@@ -38,9 +38,9 @@ from mmengine.config import Config
 from branched_mtl.models.describe import (add_block_flops,
                                           describe_tree_blocks)
 from branched_mtl.tree.budget import Budget, parse_size_budget
-from branched_mtl.tree.builder import (ModelBlocks, build_tree,
-                                       load_problem, read_affinity,
-                                       sweep_alpha)
+from branched_mtl.tree.builder import build_tree, sweep_alpha
+from branched_mtl.tree.problem import (ModelBlocks, load_problem,
+                                       read_affinity)
 from branched_mtl.tree.tag_builder import build_tag_tree
 from branched_mtl.tree.flops import config_input_shape, parse_input_shape
 # submodules, not the package namespace: tools/branch.py loads this file

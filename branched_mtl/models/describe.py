@@ -4,7 +4,7 @@ import os
 from typing import Any, Dict, Optional, Sequence, Union
 
 from branched_mtl.registry import build_stock
-from branched_mtl.tree.builder import ModelBlocks
+from branched_mtl.tree.problem import ModelBlocks
 from .encoders import describe_blocks
 
 
@@ -63,7 +63,7 @@ def describe_tree_blocks(config: ConfigLike,
             config's first test image).
 
     Returns:
-        The :class:`~branched_mtl.tree.builder.ModelBlocks`.
+        The :class:`~branched_mtl.tree.problem.ModelBlocks`.
 
     Raises:
         ValueError: as :func:`add_block_flops`.

@@ -30,7 +30,8 @@ from branched_mtl.tree import (all_shared, count_tree_params, fully_separate,
                                parse_budget, random_trees_like, tree_rng,
                                validate_branches)
 from branched_mtl.tree.budget import Budget, is_flops_budget
-from branched_mtl.tree.builder import ModelBlocks, build_tree, sweep_alpha
+from branched_mtl.tree.builder import build_tree, sweep_alpha
+from branched_mtl.tree.problem import ModelBlocks
 from branched_mtl.utils.errors import UserError, short_repr
 from branched_mtl.utils.io import write_text_atomic
 from branched_mtl.utils.lock import WorkDirLock
@@ -141,13 +142,7 @@ class BranchJob(StageRunner):
             fully_separate(self.tasks, nb), bp, hp)
         # parsed once into a Budget that carries its unit (parameters, or
         # FLOPs per image); every later stage takes that object
-        self.budget: Optional[Budget] = None
-        if self._budget_arg is not None and is_flops_budget(self._budget_arg):
-            from .measure import check_flops_budget
-            self.budget = check_flops_budget(self._budget_arg, self.cfg)
-        elif self._budget_arg is not None:
-            self.budget = Budget(self._parse_budget(self._budget_arg),
-                                 'params')
+        self.budget: Optional[Budget] = self.read_budget(self._budget_arg)
         if self.params_budget is not None and \
                 self.params_budget < self.shared_params:
             raise ValueError(
@@ -179,6 +174,23 @@ class BranchJob(StageRunner):
         if self.seed > MAX_SEED:
             raise UserError(f'--seed must be a whole number <= {MAX_SEED} '
                             f'(numpy\'s seeds), got {self.seed}')
+
+    def read_budget(self, text: Any) -> Optional[Budget]:
+        """A size budget as the user wrote it, for this config.
+
+        Args:
+            text: Parameters (``25M``, ``60%`` of the single-task models
+                together) or FLOPs per image (``3.5GFLOPs``), or None.
+
+        Returns:
+            The :class:`Budget` (its unit and value), or None.
+        """
+        if text is None:
+            return None
+        if is_flops_budget(text):
+            from .measure import check_flops_budget
+            return check_flops_budget(text, self.cfg)
+        return Budget(self._parse_budget(text), 'params')
 
     def _parse_budget(self, text: Any) -> int:
         """The budget in parameters; a budget that rounds to nothing is

@@ -382,6 +382,7 @@ class Comparison:
                         log=self.log,
                         affinity_dir=(self._seed_dir(shared.seed, method)
                                       if self.tag else None),
+                        affinity_budgets=self.budgets if self.tag else None,
                         cost_prefix=self.tag)
         job.run()
         models = {'tree': measure_result(job.results['branched'], shape)}

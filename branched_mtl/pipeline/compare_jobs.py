@@ -54,7 +54,9 @@ class MethodJob(BranchJob):
 
     def __init__(self, shared: BranchJob, costs: CostBook,
                  *args: Any, affinity_dir: Optional[str] = None,
-                 cost_prefix: Optional[str] = None, **kwargs: Any) -> None:
+                 cost_prefix: Optional[str] = None,
+                 affinity_budgets: Optional[Sequence[str]] = None,
+                 **kwargs: Any) -> None:
         self.shared = shared
         self.costs = costs
         # a budget sweep measures each affinity once per seed: the
@@ -62,6 +64,11 @@ class MethodJob(BranchJob):
         self.affinity_dir = affinity_dir
         self.cost_prefix = cost_prefix
         super().__init__(*args, **kwargs)
+        # ... and for every budget of the sweep at once (a measurement
+        # that depends on the budget covers the widest one)
+        self.affinity_budgets = ([self.read_budget(b) for b in
+                                  affinity_budgets]
+                                 if affinity_budgets else None)
 
     def folder(self, *parts: str) -> str:
         # the affinity readers (RSA probes, the sweep's --single-task-dir)

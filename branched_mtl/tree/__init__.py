@@ -12,8 +12,9 @@ from .random_tree import (canonical_tree, count_relabellings,
                           random_trees_like, tree_rng, tree_shape)
 from .search import search_tree
 from .tradeoff import alpha_sweep
-from .builder import (ModelBlocks, SweepResult, TreeProblem, TreeResult,
-                      build_tree, load_problem, read_affinity, sweep_alpha)
+from .problem import (ModelBlocks, TreeProblem, check_unmeasured,
+                      load_problem, read_affinity)
+from .builder import SweepResult, TreeResult, build_tree, sweep_alpha
 from .tag_builder import build_tag_tree
 
 __all__ = [
@@ -25,5 +26,5 @@ __all__ = [
     'write_tree_config', 'draw_tree', 'attention_flop_jit', 'Budget',
     'parse_size_budget', 'ModelBlocks', 'TreeProblem', 'TreeResult',
     'SweepResult', 'read_affinity', 'load_problem', 'build_tree',
-    'build_tag_tree', 'sweep_alpha', 'enumerate_trees'
+    'build_tag_tree', 'sweep_alpha', 'enumerate_trees', 'check_unmeasured'
 ]

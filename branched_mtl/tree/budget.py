@@ -2,12 +2,12 @@
 FLOPs per image (3.5GFLOPs, 800MFLOPs)."""
 import math
 import re
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from branched_mtl.utils.errors import UserError, short_repr
 
 __all__ = ['Budget', 'parse_budget', 'parse_size_budget', 'is_flops_budget',
-           'check_nonzero_budget']
+           'check_nonzero_budget', 'shallowest_branch']
 
 _SUFFIX = {'': 1, 'K': 10**3, 'M': 10**6, 'G': 10**9, 'T': 10**12}
 _NUMBER = r'(\d+(?:\.\d*)?|\.\d+)'
@@ -180,3 +180,33 @@ def check_nonzero_budget(budget: int, text: Any, option: str = '--budget',
         f'{option} {short_repr(text)} is {budget} {what}, no network fits; '
         f'give a {count} count (25M, 300K, 1200000) or a percentage of the '
         f'single-task models together (60%){hint}')
+
+
+def shallowest_branch(block_sizes: Sequence[int], head_size: int,
+                      budget: int) -> Optional[int]:
+    """The shallowest block at which a tree within ``budget`` can branch.
+
+    A tree that has two groups at block b has at least two groups at every
+    deeper block (groups only split with depth), so the cheapest such tree
+    shares blocks ``0 .. b-1`` and holds two copies of blocks ``b .. L-1``.
+    Its size only grows as b gets shallower; every tree within the budget
+    is therefore one group (all tasks) at every block above the returned
+    one, whatever the affinity says there. The search reads no affinity
+    there, which is what lets a measurement skip those splits.
+
+    Args:
+        block_sizes: Parameters (or FLOPs per image) of one copy of each
+            block, shallow to deep.
+        head_size: Parameters (or FLOPs) of all task heads together.
+        budget: The most parameters (or FLOPs) of the whole model.
+
+    Returns:
+        The block index (0 = the shallowest block), or None when only the
+        all-shared tree fits.
+    """
+    sizes = [int(s) for s in block_sizes]
+    shared = sum(sizes) + int(head_size)
+    for b in range(len(sizes)):
+        if shared + sum(sizes[b:]) <= budget:
+            return b
+    return None

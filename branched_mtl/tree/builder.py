@@ -12,130 +12,29 @@ TAG's own selection instead of the search is
 :func:`branched_mtl.tree.tag_builder.build_tag_tree`.
 
 Nothing here prints, and nothing builds the model: the block description
-(:class:`ModelBlocks`) comes from
+(:class:`~.problem.ModelBlocks`) comes from
 :func:`branched_mtl.models.describe.describe_tree_blocks`, which knows
 models (this layer does not import them).
 """
 import os
 import os.path as osp
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from numbers import Integral
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
-
-import numpy as np
+from typing import Any, Dict, List, Optional, Tuple
 
 from .branches import (Branches, all_shared, count_tree_params, format_tree,
                        fully_separate)
 from .budget import Budget
-from .config_writer import check_task_names, write_tree_config
-from .cost import reorder_affinity, tree_cost_breakdown
+from .config_writer import write_tree_config
+from .cost import tree_cost_breakdown
 from .draw import draw_tree
 from .flops import count_tree_flops, format_flops
+from .problem import (AffinityLike, BlocksLike, ModelBlocks, PathLike,
+                      TreeProblem, check_unmeasured, load_problem)
 from .search import search_tree
 from .tradeoff import alpha_sweep
 
-__all__ = ['ModelBlocks', 'TreeProblem', 'TreeResult', 'SweepResult',
-           'read_affinity', 'load_problem', 'build_tree', 'sweep_alpha']
-
-PathLike = Union[str, os.PathLike]
-# an affinity file's path, or its document as read_affinity/load_affinity
-# give it
-AffinityLike = Union[PathLike, Mapping[str, Any]]
-
-
-@dataclass(frozen=True)
-class ModelBlocks:
-    """What the tree builder needs to know about a model.
-
-    Attributes:
-        tasks: The model's task names, in its order.
-        block_names: The sharable encoder blocks, shallow to deep.
-        block_params: Parameters of one copy of each block.
-        pools: p_l of each block (down-sampling steps to the output).
-        head_params: Parameters of all task heads (and necks) together.
-        block_flops: FLOPs per image of one copy of each block, or None
-            when they were not counted (then no FLOPs budget).
-        head_flops: FLOPs per image of every head together (with
-            ``block_flops``).
-        input_shape: (C, H, W) the FLOPs were counted at.
-    """
-    tasks: List[str]
-    block_names: List[str]
-    block_params: List[int]
-    pools: List[int]
-    head_params: int
-    block_flops: Optional[List[int]] = None
-    head_flops: Optional[int] = None
-    input_shape: Optional[Tuple[int, ...]] = None
-
-    def __post_init__(self) -> None:
-        n = len(self.block_names)
-        if not n:
-            raise ValueError('the model has no sharable blocks')
-        lengths = dict(block_params=len(self.block_params),
-                       pools=len(self.pools))
-        if self.block_flops is not None:
-            lengths['block_flops'] = len(self.block_flops)
-            if self.head_flops is None:
-                raise ValueError('block_flops without head_flops')
-        bad = {k: v for k, v in lengths.items() if v != n}
-        if bad:
-            raise ValueError(
-                f'{n} blocks {list(self.block_names)} but ' + ', '.join(
-                    f'{v} {k}' for k, v in bad.items()))
-
-    @classmethod
-    def from_mapping(cls, info: Mapping[str, Any]) -> 'ModelBlocks':
-        """From a dict with the same keys (what
-        :func:`branched_mtl.models.describe_model` returns, optionally with
-        ``block_flops``, ``head_flops``, ``input_shape``); other keys are
-        ignored."""
-        shape = info.get('input_shape')
-        flops = info.get('block_flops')
-        return cls(tasks=list(info['tasks']),
-                   block_names=list(info['block_names']),
-                   block_params=[int(p) for p in info['block_params']],
-                   pools=[int(p) for p in info['pools']],
-                   head_params=int(info['head_params']),
-                   block_flops=None if flops is None else [int(f)
-                                                           for f in flops],
-                   head_flops=None if info.get('head_flops') is None else
-                   int(info['head_flops']),
-                   input_shape=None if shape is None else tuple(
-                       int(s) for s in shape))
-
-    def with_flops(self, block_flops: Sequence[int], head_flops: int,
-                   input_shape: Sequence[int]) -> 'ModelBlocks':
-        """A copy with the FLOPs per image counted at ``input_shape``."""
-        return replace(self, block_flops=[int(f) for f in block_flops],
-                       head_flops=int(head_flops),
-                       input_shape=tuple(int(s) for s in input_shape))
-
-
-BlocksLike = Union[ModelBlocks, Mapping[str, Any]]
-
-
-@dataclass
-class TreeProblem:
-    """An affinity matched to a model: what every builder works on.
-
-    Attributes:
-        affinity: (L, N, N) float array, task axes in the model's order.
-        tasks: The model's tasks.
-        blocks: The model's blocks.
-        doc: The affinity document (the file's task order).
-        name: The affinity file's path ('the affinity' for a document
-            without one), for messages.
-        note: A line when the affinity's blocks are named unlike the
-            model's blocks (matched by position), else None.
-    """
-    affinity: np.ndarray
-    tasks: List[str]
-    blocks: ModelBlocks
-    doc: Dict[str, Any]
-    name: str
-    note: Optional[str] = None
-
+__all__ = ['TreeResult', 'SweepResult', 'build_tree', 'sweep_alpha']
 
 @dataclass
 class TreeResult:
@@ -186,82 +85,6 @@ class SweepResult:
     note: Optional[str] = None
 
 
-def _name(affinity: AffinityLike) -> str:
-    if isinstance(affinity, Mapping):
-        path = affinity.get('path')
-        return os.fspath(path) if path else 'the affinity'
-    return os.fspath(affinity)
-
-
-def read_affinity(path: PathLike) -> Dict[str, Any]:
-    """An affinity file, validated, for the builders.
-
-    Args:
-        path: The affinity JSON (step 3).
-
-    Returns:
-        :func:`branched_mtl.affinity.load_affinity`'s dict, plus ``path``
-        (so that messages about a document name its file).
-
-    Raises:
-        ValueError: naming the file, when it is not an affinity file or its
-            task names cannot be written into a config.
-        FileNotFoundError: when there is no such file.
-    """
-    # the affinity package calls into this one (TAG's selection): imported
-    # here, not at the top
-    from branched_mtl.affinity.io import load_affinity
-    path = os.fspath(path)
-    doc = load_affinity(path)
-    check_task_names(doc['tasks'])
-    doc['path'] = path
-    return doc
-
-
-def load_problem(affinity: AffinityLike, blocks: BlocksLike,
-                 config: PathLike) -> TreeProblem:
-    """Match an affinity to a model.
-
-    Args:
-        affinity: The affinity file's path, or its document (from
-            :func:`read_affinity` or ``load_affinity``).
-        blocks: The model's blocks (:class:`ModelBlocks`, or a dict of its
-            fields such as ``describe_model`` returns).
-        config: The model's config, for messages.
-
-    Returns:
-        The :class:`TreeProblem`, affinity in the model's task order.
-
-    Raises:
-        ValueError: naming the affinity when its tasks or blocks do not match
-            the model.
-    """
-    doc = read_affinity(affinity) if not isinstance(
-        affinity, Mapping) else dict(affinity)
-    name = _name(doc)
-    check_task_names(doc['tasks'])
-    if not isinstance(blocks, ModelBlocks):
-        blocks = ModelBlocks.from_mapping(blocks)
-    config = os.fspath(config)
-    tasks = check_task_names(blocks.tasks)
-    try:
-        aff = reorder_affinity(doc['affinity'], doc['tasks'], tasks)
-    except ValueError as e:
-        raise ValueError(f'{name} does not fit {config}: {e}') from None
-    layers, names = list(doc['blocks']), list(blocks.block_names)
-    if len(layers) != len(names) or aff.shape[0] != len(names):
-        raise ValueError(
-            f'{name} has {len(layers)} blocks {layers} but the model of '
-            f'{config} has {len(names)} sharable blocks {names}: measure '
-            'the affinity at every block')
-    note = None
-    if layers != names:
-        note = (f'note: the affinity\'s blocks {layers} are named unlike '
-                f'the model\'s {names}; matched by position')
-    return TreeProblem(affinity=aff, tasks=tasks, blocks=blocks, doc=doc,
-                       name=name, note=note)
-
-
 def _one_line(branches: Branches) -> str:
     return ' / '.join(' '.join('[' + ' '.join(g) + ']' for g in p)
                       for p in branches)
@@ -287,6 +110,7 @@ def sweep_alpha(affinity: AffinityLike,
             method or top_n.
     """
     prob = load_problem(affinity, blocks, config)
+    check_unmeasured(prob, None)
     b = prob.blocks
     rows = alpha_sweep(prob.affinity, prob.tasks, b.pools,
                        block_params=b.block_params,
@@ -419,6 +243,7 @@ def build_tree(affinity: AffinityLike,
         raise ValueError(
             f'a FLOPs budget ({budget.value:,} FLOPs per image) needs the '
             'blocks\' FLOPs: describe the model with flops=True')
+    check_unmeasured(prob, budget)
     out = _check_out(out)
     config = os.fspath(config)
     alpha = alpha if alpha is not None else 0.0
@@ -445,9 +270,17 @@ def build_tree(affinity: AffinityLike,
     lines.append(f'\n{"block":<{width}} {"p_l":>3} {"groups":>6} '
                  f'{"clustering":>10} {"complexity":>10} {"cost":>10}')
     for i, name in enumerate(names):
+        clustering = (f'{"unmeasured":>10}' if i < prob.unmeasured else
+                      f'{bd["clustering"][i]:>10.4f}')
         lines.append(f'{name:<{width}} {b.pools[i]:>3} '
-                     f'{len(branches[i]):>6} {bd["clustering"][i]:>10.4f} '
+                     f'{len(branches[i]):>6} {clustering} '
                      f'{bd["complexity"][i]:>10.0f} {bd["block"][i]:>10.4f}')
+    if prob.unmeasured:
+        lines.append(
+            f'(the affinity measures {", ".join(names[prob.unmeasured:])} '
+            'only: no tree within the budget branches above, so the '
+            'shallower blocks are shared by every candidate and add '
+            'nothing to its cost)')
     lines.append(f'{"total":<{width}} {"":>3} {"":>6} '
                  f'{bd["clustering_total"]:>10.4f} '
                  f'{bd["complexity_total"]:>10.0f} {cost:>10.4f}   '

@@ -7,8 +7,8 @@ from typing import Optional
 import numpy as np
 
 from .branches import count_tree_params
-from .builder import (AffinityLike, BlocksLike, PathLike, TreeResult,
-                      _check_out, _flops_line, _note, _write, load_problem)
+from .builder import TreeResult, _check_out, _flops_line, _note, _write
+from .problem import AffinityLike, BlocksLike, PathLike, load_problem
 
 __all__ = ['build_tag_tree']
 

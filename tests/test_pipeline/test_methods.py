@@ -363,3 +363,31 @@ def test_toy_method_in_a_budget_sweep(tmp_path, toy_config, capsys):
     for part in doc['by_budget'].values():
         assert not part['failed']
         assert 'toy_last_apart' in part['paired']
+
+
+def test_tournament_sweeps_the_splits_its_budget_can_branch_at():
+    """sweep_splits: the deep splits only where the budget cannot branch
+    higher; every split without a budget; the widest budget of a sweep."""
+    from types import SimpleNamespace
+
+    from branched_mtl.pipeline.methods.tournament import sweep_splits
+    from branched_mtl.tree.budget import Budget
+    sizes = [10, 20, 40, 80, 160]
+    info = dict(block_names=['stem', 'layer1', 'layer2', 'layer3',
+                             'layer4'], block_params=sizes, head_params=5)
+    shared = sum(sizes) + 5
+
+    def job(*budgets, sweep=None):
+        return SimpleNamespace(info=info, budget=budgets[0],
+                               affinity_budgets=sweep)
+
+    assert sweep_splits(job(None)) is None
+    assert sweep_splits(job(Budget(shared + 160, 'params'))) == [5]
+    assert sweep_splits(job(Budget(shared + 240, 'params'))) == [4, 5]
+    assert sweep_splits(job(Budget(shared, 'params'))) == [5]
+    # it can branch at the stem: every split, as without a budget
+    assert sweep_splits(job(Budget(shared + 310, 'params'))) is None
+    # a budget sweep measures once per seed, for its widest budget
+    tight, wider = Budget(shared + 160, 'params'), Budget(shared + 280,
+                                                           'params')
+    assert sweep_splits(job(tight, sweep=[tight, wider])) == [3, 4, 5]

@@ -23,6 +23,7 @@ def test_run_only_settings_leave_fingerprints_alone():
 
     class Job:
         settings = fast
+        budget = None
 
         @staticmethod
         def config_text():

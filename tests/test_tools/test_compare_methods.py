@@ -320,6 +320,41 @@ def test_budget_sweep_shares_references_and_affinity(tmp_path, capsys):
                       '--budgets', '40%,40%']) == 2
 
 
+def test_tournament_at_a_tight_budget_sweeps_the_deep_splits(tmp_path,
+                                                            capsys):
+    """At 62 % of the tiny config only layer4 can branch: the tournament
+    trains the recombined runs of split 5 alone (the shallow splits could
+    not change the tree), its affinity names layer4 only, and the tree is
+    searched, trained and scored against the planted groups."""
+    config = tmp_path / 'tiny.py'
+    config.write_text(TINY + "groups = dict(left=['left', 'left_parity'], "
+                      "sum=['sum'])\n")
+    work = tmp_path / 'tight'
+    tool = _tool()
+    argv = [str(config), '--work-dir', str(work), '--budget', '62%',
+            '--methods', 'all_shared,tournament', '--random-trees', '1']
+    assert tool.main(argv) == 0
+    aff_dir = work / 'seed_0' / 'tournament' / 'affinity'
+    jobs = sorted(os.listdir(aff_dir / 'sweep' / 'jobs'))
+    assert jobs and all(j.endswith('__split5') for j in jobs), jobs
+    doc = json.load(open(aff_dir / 'affinity.json'))
+    assert doc['blocks'] == ['layer4']
+    text = (work / 'seed_0' / 'tournament' / 'tree' /
+            'build_tree.txt').read_text()
+    assert 'unmeasured' in text
+    part = json.load(open(work / 'comparison.json'))
+    rows = {r['label']: r for r in part['rows']}
+    assert rows['tournament tree']['stats']['params']['mean'] <= \
+        0.62 * rows['single-task']['stats']['params']['mean'] + 1
+    scores = part['planted']['affinities']['tournament']['per_seed']['0']
+    assert set(scores) == {'layer4'}
+    # resumed: nothing trains or sweeps again
+    before = _checkpoints(work)
+    assert tool.main(argv) == 0
+    assert _checkpoints(work) == before
+    assert sorted(os.listdir(aff_dir / 'sweep' / 'jobs')) == jobs
+
+
 def test_max_parallel_trains_trees_side_by_side(tmp_path, monkeypatch):
     """``--cfg-options branch.max_parallel=2``: a method's tree and its
     random trees train in their own processes, with the results of one

@@ -19,9 +19,9 @@ from branched_mtl.models.describe import (add_block_flops,
 from branched_mtl.tree import (all_shared, count_tree_params, fully_separate,
                                reorder_affinity, search_tree)
 from branched_mtl.tree.budget import Budget
-from branched_mtl.tree.builder import (ModelBlocks, build_tree,
-                                       load_problem, read_affinity,
-                                       sweep_alpha)
+from branched_mtl.tree.builder import build_tree, sweep_alpha
+from branched_mtl.tree.problem import (ModelBlocks, load_problem,
+                                       read_affinity)
 from branched_mtl.tree.tag_builder import build_tag_tree
 from branched_mtl.models.describe import tree_flops_info
 from branched_mtl.tree.flops import count_tree_flops

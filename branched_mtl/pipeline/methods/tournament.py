@@ -5,10 +5,11 @@ import contextlib
 import io
 import os.path as osp
 import sys
-from typing import Any, List
+from typing import Any, List, Optional
 
 from branched_mtl.affinity import load_affinity, save_affinity
 from branched_mtl.registry import METHODS
+from branched_mtl.tree.budget import shallowest_branch
 from branched_mtl.utils.errors import UserError, short_repr
 from ..stage_runner import result_settings
 from ..steps import TOOLS, load_tool, run_step
@@ -24,6 +25,45 @@ def sweep_argv(job: Any) -> List[str]:
     for key, value in sorted(sweep.items()):
         argv += [f'--{str(key).replace("_", "-")}', str(value)]
     return argv
+
+
+def sweep_splits(job: Any) -> Optional[List[int]]:
+    """The splits the tournament sweeps (numbers of frozen blocks).
+
+    Under a size budget no tree branches above the shallowest block where
+    a tree within the budget can branch
+    (:func:`branched_mtl.tree.budget.shallowest_branch`): every candidate
+    shares those blocks, so the affinity there cannot change the tree and
+    the sweep skips its splits. At a tight budget that is most of the cost:
+    the shallow splits retrain nearly the whole network. A budget sweep
+    measures the splits of its widest budget, once per seed.
+
+    Args:
+        job: The stage runner: ``info`` (blocks and their parameters),
+            ``budget`` and, in a budget sweep, ``affinity_budgets``.
+
+    Returns:
+        The splits ``l`` (affinity at block ``l - 1``), deep ones only, or
+        None for every split (no budget, or one that can branch at the
+        first block).
+    """
+    budgets = getattr(job, 'affinity_budgets', None) or [job.budget]
+    if any(b is None for b in budgets):
+        return None
+    num = len(job.info['block_names'])
+    first = num - 1  # only all-shared fits: the deepest split still runs
+    for budget in budgets:
+        if budget.unit == 'flops':
+            from branched_mtl.models.describe import add_block_flops
+            from branched_mtl.tree.problem import ModelBlocks
+            blocks = add_block_flops(ModelBlocks.from_mapping(job.info),
+                                     job.cfg)
+            sizes, heads = blocks.block_flops, blocks.head_flops
+        else:
+            sizes, heads = job.info['block_params'], job.info['head_params']
+        branch = shallowest_branch(sizes, heads, budget.value)
+        first = min(first, num - 1 if branch is None else branch)
+    return None if first == 0 else list(range(first + 1, num + 1))
 
 
 @METHODS.register_module(name='tournament')
@@ -58,14 +98,19 @@ class TournamentMethod(AffinityMethod):
             raise UserError(f'branch.sweep: {reason}') from None
 
     def inputs(self, job: Any) -> List[Any]:
-        # the recombined runs train with the config
-        return [job.config_text(), result_settings(job.settings.get('sweep'))]
+        # the recombined runs train with the config; a budget may leave
+        # out the shallow splits (the default, every split, keeps the
+        # fingerprint it always had)
+        splits = sweep_splits(job)
+        return [job.config_text(), result_settings(job.settings.get('sweep'))
+                ] + ([] if splits is None else [splits])
 
     def weight(self, job: Any) -> float:
         # the sweep's recombined runs over one single-task model's
         # iterations
         sweep = dict(job.settings.get('sweep', {}))
-        num, nb = len(job.tasks), len(job.info['block_names'])
+        num, nb = len(job.tasks), len(sweep_splits(job) or
+                                      job.info['block_names'])
         runs = num * nb * (num if sweep.get('mode') == 'per-pair' else 1)
         iters = job.cfg.get('train_cfg', {}).get('max_iters') or 1
         return runs * float(sweep.get('iters', iters)) / iters
@@ -83,6 +128,9 @@ class TournamentMethod(AffinityMethod):
         # the sweep's cost cutters come from the config's branch.sweep
         # (checked in check)
         cmd += sweep_argv(job)
+        splits = sweep_splits(job)
+        if splits is not None:
+            cmd += ['--splits', ','.join(str(s) for s in splits)]
         cmd += ['--cfg-options', f'randomness.seed={job.seed}']
         cmd += ['--gpus-per-job', str(job.gpus), '--launcher',
                 'pytorch' if job.launcher == 'pytorch' else 'none']
