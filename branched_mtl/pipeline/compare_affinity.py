@@ -50,14 +50,17 @@ def separation_markdown(scores: Mapping[str, Mapping[str, Any]],
     separate is marked)."""
     if not scores:
         return ''
-    layers = next(iter(scores.values()))['blocks']
+    # the deepest blocks of all: a tournament under a budget measures
+    # the deep splits only (its row says so at the others)
+    layers = max((s['blocks'] for s in scores.values()), key=len)
     lines: List[str] = [
         '| affinity | ' + ' | '.join(layers) + ' |',
         '|' + ' --- |' * (len(layers) + 1)]
     for method, s in scores.items():
-        cells = [f'{p["range"]:.3g} / {p["spread"]:.3g}'
-                 + ('' if p['separates'] else ' **flat**')
-                 for p in s['per_split']]
+        at = dict(zip(s['blocks'], s['per_split']))
+        cells = [(f'{at[b]["range"]:.3g} / {at[b]["spread"]:.3g}'
+                  + ('' if at[b]['separates'] else ' **flat**'))
+                 if b in at else 'not swept' for b in layers]
         lines.append(f'| {labels.get(method, method)} | '
                      + ' | '.join(cells) + ' |')
     flat = [f'{labels.get(m, m)} at '

@@ -83,7 +83,7 @@ def planted_scores(per_seed: Mapping[Any, Mapping[str, Any]],
             s: {k: _mean([v[s][k] for v in entry['per_seed'].values()])
                 for k in ('auc', 'spearman')} for s in splits}
     return dict(groups={k: list(v) for k, v in groups.items()},
-                trees=trees, affinities=affinities)
+                blocks=list(block_names), trees=trees, affinities=affinities)
 
 
 def planted_markdown(scores: Mapping[str, Any],
@@ -109,7 +109,13 @@ def planted_markdown(scores: Mapping[str, Any],
                 fmt(entry['mean'][b]) for b in blocks) + ' |')
         lines.append('')
     if scores['affinities']:
-        splits = list(next(iter(scores['affinities'].values()))['mean'])
+        # every method's splits, shallow to deep (a tournament under a
+        # budget measures the deep ones only)
+        order = list(scores.get('blocks') or [])
+        splits = sorted({s for entry in scores['affinities'].values()
+                         for s in entry['mean']},
+                        key=lambda s: (order.index(s) if s in order
+                                       else len(order), s))
         lines += ['How each affinity ranks the pairs of one planted group '
                   'above the pairs of different groups, per split: AUC '
                   '(1 = every within pair above every across pair, 0.5 = '
@@ -118,5 +124,6 @@ def planted_markdown(scores: Mapping[str, Any],
                   '|' + ' --- |' * (len(splits) + 1)]
         for method, entry in scores['affinities'].items():
             lines.append(f'| {method} | ' + ' | '.join(
-                fmt(entry['mean'][s]['auc']) for s in splits) + ' |')
+                fmt(entry['mean'][s]['auc']) if s in entry['mean']
+                else 'not swept' for s in splits) + ' |')
     return '\n'.join(lines)

@@ -41,3 +41,24 @@ def test_separated_and_flat_affinities(tmp_path):
     text = separation_markdown(scores, dict(rsa='RSA tree'))
     assert '| RSA tree |' in text and '**flat**' in text
     assert 'tournament at stem, layer1' in text
+
+
+def test_an_affinity_of_the_deep_splits_only(tmp_path):
+    """A tournament under a budget measures layer1 only: its cell sits
+    under layer1, and stem says it was not swept."""
+    for seed, aff in enumerate((_aff(0.9, 0.5, 0.1), _aff(0.88, 0.52, 0.1))):
+        save_affinity(str(tmp_path / f'rsa_{seed}.json'), TASKS,
+                      ['stem', 'layer1'], 'rsa', aff, {})
+        # a flat deep split: the pairs swap between the seeds
+        deep = _aff(*((0.05, 0.04, 0.03), (0.03, 0.05, 0.04))[seed])[1:]
+        save_affinity(str(tmp_path / f'tournament_{seed}.json'), TASKS,
+                      ['layer1'], 'tournament', deep, {})
+    scores = separation_scores(
+        ['rsa', 'tournament'], [0, 1],
+        lambda seed, m: str(tmp_path / f'{m}_{seed}.json'))
+    text = separation_markdown(scores, {})
+    row = next(line for line in text.splitlines()
+               if line.startswith('| tournament |'))
+    cells = [c.strip() for c in row.strip('|').split('|')]
+    assert cells[1] == 'not swept' and cells[2].endswith('**flat**')
+    assert 'tournament at layer1' in text
