@@ -1,7 +1,7 @@
 branch = dict(
     probe=dict(dataset='val', num_samples=64),
     random_trees=3,
-    sweep=dict(data_fraction=0.25, iters=60, mode='shared-bottom'))
+    sweep=dict(data_fraction=1.0, iters=1200, mode='shared-bottom'))
 custom_imports = dict(
     allow_failed_imports=False, imports=[
         'branched_mtl',
