@@ -248,8 +248,7 @@ def build_tree(affinity: AffinityLike,
     config = os.fspath(config)
     alpha = alpha if alpha is not None else 0.0
     # a FLOPs budget: the same search over FLOPs of one copy of each block
-    weights, heads = ((b.block_flops, b.head_flops) if flops_budget else
-                      (b.block_params, b.head_params))
+    weights, heads = b.sizes('flops' if flops_budget else 'params')
     branches, cost = search_tree(
         prob.affinity, tasks, b.pools, alpha=alpha,
         budget=None if budget is None else budget.value,

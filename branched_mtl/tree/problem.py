@@ -87,6 +87,13 @@ class ModelBlocks:
                    input_shape=None if shape is None else tuple(
                        int(s) for s in shape))
 
+    def sizes(self, unit: str) -> Tuple[List[int], int]:
+        """One copy of each block and all heads in a budget's unit:
+        ``(block_params, head_params)``, or the FLOPs for ``'flops'``."""
+        if unit == 'flops':
+            return self.block_flops, self.head_flops
+        return self.block_params, self.head_params
+
     def with_flops(self, block_flops: Sequence[int], head_flops: int,
                    input_shape: Sequence[int]) -> 'ModelBlocks':
         """A copy with the FLOPs per image counted at ``input_shape``."""
@@ -232,10 +239,7 @@ def check_unmeasured(prob: TreeProblem, budget: Optional[Budget]) -> None:
         raise ValueError(
             f'{prob.name} {measured}: a search by alpha alone may branch '
             'at any block; give a budget or measure every block')
-    b = prob.blocks
-    sizes, heads = ((b.block_flops, b.head_flops) if budget.unit == 'flops'
-                    else (b.block_params, b.head_params))
-    first = shallowest_branch(sizes, heads, budget.value)
+    first = shallowest_branch(*prob.blocks.sizes(budget.unit), budget.value)
     if first is not None and first < prob.unmeasured:
         raise ValueError(
             f'{prob.name} {measured}, but a tree within the budget of '

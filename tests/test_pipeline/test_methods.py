@@ -374,7 +374,8 @@ def test_tournament_sweeps_the_splits_its_budget_can_branch_at():
     from branched_mtl.tree.budget import Budget
     sizes = [10, 20, 40, 80, 160]
     info = dict(block_names=['stem', 'layer1', 'layer2', 'layer3',
-                             'layer4'], block_params=sizes, head_params=5)
+                             'layer4'], block_params=sizes, head_params=5,
+                tasks=['a', 'b'], pools=[5, 4, 3, 2, 1])
     shared = sum(sizes) + 5
 
     def job(*budgets, sweep=None):

@@ -10,6 +10,7 @@ from typing import Any, List, Optional
 from branched_mtl.affinity import load_affinity, save_affinity
 from branched_mtl.registry import METHODS
 from branched_mtl.tree.budget import shallowest_branch
+from branched_mtl.tree.problem import ModelBlocks
 from branched_mtl.utils.errors import UserError, short_repr
 from ..stage_runner import result_settings
 from ..steps import TOOLS, load_tool, run_step
@@ -50,18 +51,14 @@ def sweep_splits(job: Any) -> Optional[List[int]]:
     budgets = getattr(job, 'affinity_budgets', None) or [job.budget]
     if any(b is None for b in budgets):
         return None
-    num = len(job.info['block_names'])
+    blocks = ModelBlocks.from_mapping(job.info)
+    if any(b.unit == 'flops' for b in budgets):
+        from branched_mtl.models.describe import add_block_flops
+        blocks = add_block_flops(blocks, job.cfg)
+    num = len(blocks.block_names)
     first = num - 1  # only all-shared fits: the deepest split still runs
     for budget in budgets:
-        if budget.unit == 'flops':
-            from branched_mtl.models.describe import add_block_flops
-            from branched_mtl.tree.problem import ModelBlocks
-            blocks = add_block_flops(ModelBlocks.from_mapping(job.info),
-                                     job.cfg)
-            sizes, heads = blocks.block_flops, blocks.head_flops
-        else:
-            sizes, heads = job.info['block_params'], job.info['head_params']
-        branch = shallowest_branch(sizes, heads, budget.value)
+        branch = shallowest_branch(*blocks.sizes(budget.unit), budget.value)
         first = min(first, num - 1 if branch is None else branch)
     return None if first == 0 else list(range(first + 1, num + 1))
 
