@@ -368,6 +368,8 @@ class BranchJob(StageRunner):
             self.log('  affinity: done earlier, skipped')
             self._progress.skipped()
             return path
+        for line in self.decider.notes(self):
+            self.log(f'  note: {line}')
         self.decider.measure(self, path, fp)
         book.finish('affinity', fp, dict(path=path))
         return path

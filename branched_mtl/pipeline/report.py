@@ -273,9 +273,11 @@ def write_report(job: Any, affinity_path: Optional[str], tree: dict,
                                figs['heatmaps'])
         plot_affinity_vs_depth(doc['affinity'], doc['tasks'],
                                doc['blocks'], figs['depth'])
+        notes = ''.join(f'> {line}\n\n' for line in
+                        job.decider.notes(job))
         affinity_text = f"""## Task affinity ({doc['method']})
 
-![affinity heat maps]({osp.basename(figs['heatmaps'])})
+{notes}![affinity heat maps]({osp.basename(figs['heatmaps'])})
 
 ![affinity against depth]({osp.basename(figs['depth'])})
 """

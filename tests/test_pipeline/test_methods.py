@@ -392,3 +392,43 @@ def test_tournament_sweeps_the_splits_its_budget_can_branch_at():
     tight, wider = Budget(shared + 160, 'params'), Budget(shared + 280,
                                                            'params')
     assert sweep_splits(job(tight, sweep=[tight, wider])) == [3, 4, 5]
+
+
+@pytest.mark.parametrize('sweep,flagged', [
+    (dict(mode='shared-bottom'), None),
+    (dict(mode='shared-bottom', iters=1200, data_fraction=1.0), None),
+    (dict(iters=60, data_fraction=0.25), '60 of the schedule\'s 1200 '
+     'iterations, 25% of the training data'),
+    (dict(iters=1200, data_fraction=0.5), '50% of the training data'),
+    (dict(iters=300), '300 of the schedule\'s 1200 iterations'),
+])
+def test_tournament_flags_a_sweep_shorter_than_the_papers(sweep, flagged):
+    """A cut of iterations or data (not validated) gets a note naming the
+    cut; the paper's setting (no cut, or an explicit full one) none."""
+    from types import SimpleNamespace
+    job = SimpleNamespace(settings=dict(sweep=sweep),
+                          cfg=Config(dict(train_cfg=dict(max_iters=1200))))
+    notes = build_method('tournament').notes(job)
+    if flagged is None:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and f'({flagged})' in notes[0]
+        assert 'preview' in notes[0]
+    # a method without caveats says nothing
+    assert build_method('rsa').notes(job) == []
+
+
+def test_shipped_configs_sweep_as_the_paper_unless_they_say_preview():
+    """The main jobs' configs run the paper's setting; the two demo
+    configs that keep a cut say so in a comment."""
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    for name in ('multidigits/branch_multidigits.py',
+                 'planted_digits/branch_planted_digits.py',
+                 'synthetic_scenes/branch_synthetic_scenes.py'):
+        sweep = Config.fromfile(osp.join(root, 'configs', name)).branch.sweep
+        assert 'iters' not in sweep and 'data_fraction' not in sweep, name
+    for name in ('multidigits/branch_multidigits_demo.py',
+                 'synthetic_scenes/branch_synthetic_scenes_cpu.py'):
+        path = osp.join(root, 'configs', name)
+        assert Config.fromfile(path).branch.sweep.data_fraction < 1
+        assert 'preview' in open(path).read(), name

@@ -348,6 +348,11 @@ def test_tournament_at_a_tight_budget_sweeps_the_deep_splits(tmp_path,
         0.62 * rows['single-task']['stats']['params']['mean'] + 1
     scores = part['planted']['affinities']['tournament']['per_seed']['0']
     assert set(scores) == {'layer4'}
+    # the tiny config's sweep is cut (2 iterations on a quarter of the
+    # data): its report says the affinity is a preview
+    report = (work / 'seed_0' / 'tournament' / 'report.md').read_text()
+    assert '> The recombined runs were shortened (2 of the schedule' in report
+    assert 'preview' in report
     # resumed: nothing trains or sweeps again
     before = _checkpoints(work)
     assert tool.main(argv) == 0

@@ -252,6 +252,19 @@ class BaseMethod:
             job: The stage runner, its config loaded.
         """
 
+    def notes(self, job: Any) -> List[str]:
+        """What a reader of the report must know about the settings the
+        method ran with (e.g. a measurement shortened below its paper's
+        setting), one line each.
+
+        Args:
+            job: The stage runner, its config loaded.
+
+        Returns:
+            Lines for the report; none by default.
+        """
+        return []
+
     def decide(self, ctx: MethodContext) -> Decision:
         """Decide the architecture.
 
