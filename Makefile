@@ -27,8 +27,14 @@ demo-dense: $(STAMP)
 	$(BIN)/python tools/branch.py configs/synthetic_scenes/branch_synthetic_scenes_cpu.py \
 		--work-dir work_dirs/branch_synthetic_scenes_cpu --budget 60%
 
+# the suite in parallel, whole files per worker (a module's fixtures, such
+# as the local Slurm, start once), one thread per worker so that the
+# workers do not oversubscribe the cores; TEST_WORKERS=0 runs it in one
+# process
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q \
+		-n $(TEST_WORKERS) --dist loadfile tests
 
 clean:
 	rm -rf $(VENV) work_dirs
