@@ -60,7 +60,7 @@ def root() -> str:
 
 
 # The files whose tests take longest (one core, `--durations`: 245, 220,
-# 113, 69 and 66 s; the rest of the suite is about 10 minutes together).
+# 113, 69, 66 and 48 s; the rest of the suite is about 5 CPU-minutes).
 # `make test` hands whole files to its workers in collection order, so the
 # longest go first: a worker that draws one of them late would run on
 # alone while the others idle.
