@@ -3,11 +3,18 @@ import os.path as osp
 
 import pytest
 
-# keep the 2-core CI machine responsive when tests run torch; under
-# pytest-xdist (`make test`) every worker is one process of its own, so one
-# thread each keeps the workers from oversubscribing the cores
-os.environ.setdefault(
-    'OMP_NUM_THREADS', '1' if 'PYTEST_XDIST_WORKER' in os.environ else '2')
+# keep the 2-core CI machine responsive when tests run torch: two OpenMP
+# threads in one process. Under pytest-xdist every worker is a process of
+# its own and gets one thread, or the workers oversubscribe the cores. The
+# workers inherit the controller's environment, so the controller's default
+# must not pass for the user's choice: it is marked, and a worker replaces
+# a marked default (an OMP_NUM_THREADS set by the user is kept everywhere).
+_OMP_DEFAULT_MARK = 'BRANCHED_MTL_OMP_DEFAULT'
+if 'OMP_NUM_THREADS' not in os.environ:
+    os.environ['OMP_NUM_THREADS'] = '2'
+    os.environ[_OMP_DEFAULT_MARK] = '1'
+if 'PYTEST_XDIST_WORKER' in os.environ and os.environ.get(_OMP_DEFAULT_MARK):
+    os.environ['OMP_NUM_THREADS'] = '1'
 
 import branched_mtl  # noqa: E402,F401  (compat first)
 
