@@ -50,8 +50,9 @@ from .compare_planted import planted_scores
 from .compare_report import summarise
 from .measure import input_shape
 from .methods import (REFERENCES, AffinityMethod, BaseMethod, Decision,
-                      MethodContext, build_method, known_methods,
-                      drop_method_imports, method_label, settings_keys)
+                      MethodContext, branch_settings, build_method,
+                      drop_method_imports, known_methods, method_label,
+                      settings_keys)
 from .stage_runner import result_settings
 from .stages import StageBook, fingerprint
 
@@ -318,14 +319,21 @@ class Comparison:
             out[method] = self._method(book, method, seed, run)
         return out
 
-    def _inputs(self, method: str, seed: int) -> str:
-        """What a method's result depends on: a changed input reruns it."""
+    def _inputs(self, method: str, seed: int,
+                whole_branch: bool = False) -> str:
+        """What a method's result depends on: a changed input reruns it
+        (``whole_branch``: the key of records written before it held only
+        the ``branch`` settings the method reads)."""
         settings: List[Any] = []
         if method in self.settings_keys:
             settings = [self.search_settings[method], self.budget_text,
                         self.random_trees]
         elif method not in SHARED_STAGES:
-            settings = [result_settings(self.cfg.get('branch')), self.alpha,
+            # the branch settings it reads: a tournament's sweep does not
+            # rerun the RSA tree
+            branch = self.cfg.get('branch') if whole_branch else (
+                branch_settings(self.cfg.get('branch'), method))
+            settings = [result_settings(branch), self.alpha,
                         self.budget_text, self.random_trees]
         return fingerprint('compare', method, seed, config_text(self.cfg),
                            *settings)
@@ -337,6 +345,11 @@ class Comparison:
         fp = self._inputs(method, seed)
         key = method if method in SHARED_STAGES else self._key(method)
         done = book.done(key, fp)
+        old = self._inputs(method, seed, whole_branch=True)
+        if done is None and old != fp and book.done(key, old) is not None:
+            # a record of the same inputs under the older, wider key
+            done = book.done(key, old)
+            book.finish(key, fp, done)
         if done is not None:
             self.log(f'[compare] {method_label(method)}: done earlier, '
                      'skipped')

@@ -246,6 +246,63 @@ def test_method_imports_leave_the_models_fingerprints(tmp_path,
     assert config_text(other.cfg) != config_text(plain.cfg)
 
 
+def test_a_methods_record_key_holds_only_the_branch_settings_it_reads(
+        tmp_path):
+    """The tournament's sweep settings rerun the tournament, not the RSA
+    or TAG trees; TAG's settings rerun TAG and its own selection, not the
+    tournament; a setting every method reads (the probe) reruns them all."""
+    from branched_mtl.pipeline.compare import Comparison
+    from branched_mtl.pipeline.methods import branch_settings
+    branch = dict(probe=dict(num_samples=64), sweep=dict(iters=60),
+                  tag=dict(iters=100), random_trees=3)
+    assert branch_settings(branch, 'rsa') == dict(
+        probe=dict(num_samples=64), random_trees=3)
+    assert branch_settings(branch, 'tournament') == dict(
+        probe=dict(num_samples=64), sweep=dict(iters=60), random_trees=3)
+    for method in ('tag', 'tag_groups'):
+        assert branch_settings(branch, method) == dict(
+            probe=dict(num_samples=64), tag=dict(iters=100),
+            random_trees=3)
+    assert branch_settings(None, 'rsa') is None
+    cfg = tmp_path / 'plain.py'
+    cfg.write_text(TINY + THREE)
+    methods = ['rsa', 'tournament', 'tag', 'tag_groups']
+
+    def keys(**options):
+        job = Comparison(str(cfg), str(tmp_path / 'w'), [0], budget='80%',
+                         methods=methods, cfg_options=options)
+        return {m: job._inputs(m, 0) for m in methods}
+
+    base = keys()
+    sweep = keys(**{'branch.sweep.iters': 7})
+    assert [m for m in methods if sweep[m] != base[m]] == ['tournament']
+    tag = keys(**{'branch.tag.iters': 7})
+    assert [m for m in methods if tag[m] != base[m]] == ['tag', 'tag_groups']
+    probe = keys(**{'branch.probe.num_samples': 16})
+    assert all(probe[m] != base[m] for m in methods)
+
+    # a record under the older key (all of `branch`) is found and re-keyed,
+    # not rerun; a record of other inputs is not taken for it
+    from branched_mtl.pipeline.stages import StageBook
+    job = Comparison(str(cfg), str(tmp_path / 'w'), [0], budget='80%',
+                     methods=methods)
+    book = StageBook(str(tmp_path / 'book'))
+    wide = job._inputs('rsa', 0, whole_branch=True)
+    assert wide != job._inputs('rsa', 0)
+    book.finish('rsa', wide, dict(status='done', mean=1.0))
+
+    def rerun():
+        raise AssertionError('a recorded method ran again')
+
+    assert job._method(book, 'rsa', 0, rerun) == dict(status='done',
+                                                      mean=1.0)
+    assert book.done('rsa', job._inputs('rsa', 0)) == dict(status='done',
+                                                           mean=1.0)
+    book.finish('tag', 'other inputs', dict(status='done', mean=2.0))
+    assert job._method(book, 'tag', 0, lambda: dict(mean=3.0)) == dict(
+        status='done', mean=3.0)
+
+
 def test_size_args_follow_the_budget_unit():
     """A search tool gets the parsed budget under the option of its unit."""
     from types import SimpleNamespace

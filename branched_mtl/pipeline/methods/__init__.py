@@ -3,7 +3,7 @@
 :data:`branched_mtl.registry.METHODS`: the affinity methods of the paper
 and TAG, and TAG's own selection. Projects register theirs (Learning to
 Branch, AdaShare) from their own modules through ``custom_imports``."""
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from branched_mtl.registry import METHODS
 from branched_mtl.utils.errors import UserError
@@ -21,7 +21,7 @@ REFERENCES = ('single_task', 'all_shared')
 __all__ = ['BaseMethod', 'AffinityMethod', 'Decision', 'MethodContext',
            'RSAMethod', 'TournamentMethod', 'TagMethod', 'TagGroupsMethod',
            'REFERENCES', 'method_names', 'build_method', 'method_label',
-           'method_marker', 'known_methods', 'settings_keys',
+           'method_marker', 'known_methods', 'settings_keys', 'branch_settings',
            'drop_method_imports', 'parse_methods']
 
 _REFERENCE_LABELS = dict(single_task='single-task', all_shared='all-shared')
@@ -83,6 +83,27 @@ def settings_keys() -> Dict[str, str]:
     return {name: METHODS.module_dict[name].settings_key
             for name in method_names()
             if METHODS.module_dict[name].settings_key}
+
+
+def branch_settings(branch: Optional[dict], method: str) -> Optional[dict]:
+    """The config's ``branch`` dict as ``method`` reads it: without the
+    entries that only other registered methods read (their
+    ``branch_keys``), for the method's record key.
+
+    Args:
+        branch: The config's ``branch`` dict, or None.
+        method: A registered method's name.
+
+    Returns:
+        The dict without those entries (``branch`` itself when None).
+    """
+    if branch is None:
+        return None
+    cls = METHODS.module_dict.get(method)
+    own = set(cls.branch_keys) if cls is not None else set()
+    others = {k for name, other in METHODS.module_dict.items()
+              if name != method for k in other.branch_keys} - own
+    return {k: v for k, v in branch.items() if k not in others}
 
 
 def drop_method_imports(cfg) -> List[str]:

@@ -236,10 +236,15 @@ class BaseMethod:
     - ``settings_key``: the config key holding the method's own search
       settings (kept out of the config the models train with, so that
       changing them reruns this method only), or None;
+    - ``branch_keys``: the entries of the config's ``branch`` dict that
+      this method reads and the others do not (the tournament's
+      ``sweep``): left out of the other methods' record keys, so that
+      changing them reruns only the methods that read them;
     - ``marker``: matplotlib colour and marker of its points.
     """
     label: str = ''
     settings_key: Optional[str] = None
+    branch_keys: Tuple[str, ...] = ()
     marker: tuple = ('tab:gray', 'o')
 
     def __init__(self, name: str = '') -> None:

@@ -13,6 +13,7 @@ class TagMethod(AffinityMethod):
     """The lookahead affinity of one all-shared run (step 2, TAG's)."""
     label = 'TAG tree'
     marker = ('tab:orange', 'X')
+    branch_keys = ('tag',)
 
     def check(self, job: Any) -> None:
         tag_settings(job.settings)

@@ -16,6 +16,8 @@ class TagGroupsMethod(BaseMethod):
     parameter budget alone (the more networks, the larger)."""
     label = "TAG's own selection"
     marker = ('tab:olive', 'h')
+    # it selects from TAG's lookahead affinity
+    branch_keys = ('tag',)
 
     def decide(self, ctx: MethodContext) -> Decision:
         from branched_mtl.affinity import load_affinity

@@ -68,6 +68,7 @@ class TournamentMethod(AffinityMethod):
     """Tournament matrices of a recombination sweep (step 2, the paper's)."""
     label = 'tournament tree'
     marker = ('tab:purple', 'P')
+    branch_keys = ('sweep',)
 
     def check(self, job: Any) -> None:
         """``branch.sweep`` parsed by the sweep tool itself, before any
