@@ -344,12 +344,8 @@ class Comparison:
         inputs, else run it; a failure is recorded, not raised."""
         fp = self._inputs(method, seed)
         key = method if method in SHARED_STAGES else self._key(method)
-        done = book.done(key, fp)
-        old = self._inputs(method, seed, whole_branch=True)
-        if done is None and old != fp and book.done(key, old) is not None:
-            # a record of the same inputs under the older, wider key
-            done = book.done(key, old)
-            book.finish(key, fp, done)
+        done = book.done(key, fp, self._inputs(method, seed,
+                                               whole_branch=True))
         if done is not None:
             self.log(f'[compare] {method_label(method)}: done earlier, '
                      'skipped')

@@ -45,12 +45,23 @@ class StageBook:
         return osp.join(self.work_dir, 'stages', name.replace('/', '__') +
                         '.json')
 
-    def done(self, name: str, fp: str) -> Optional[Dict[str, Any]]:
-        """The stage's result if it finished with these inputs, else None."""
+    def done(self, name: str, fp: str,
+             *older: str) -> Optional[Dict[str, Any]]:
+        """The stage's result if it finished with these inputs, else None.
+
+        Args:
+            name: The stage.
+            fp: Its fingerprint.
+            older: Fingerprints the same inputs had under an older key; a
+                record found under one is recorded again under ``fp``.
+        """
         record = _read_record(self._record(name))
-        if record is None or record.get('fingerprint') != fp:
+        if record is None or record.get('fingerprint') not in (fp, *older):
             return None
-        return record.get('result', {})
+        result = record.get('result', {})
+        if record['fingerprint'] != fp:
+            self.finish(name, fp, result)
+        return result
 
     def stale(self, name: str, fp: str) -> bool:
         """True when a record exists for other inputs."""
