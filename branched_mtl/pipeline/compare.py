@@ -149,6 +149,9 @@ class Comparison:
             for m, key in self.settings_keys.items()}
         drop_method_imports(cfg)
         self.cfg = cfg
+        # every record key holds it; rendered once (the config is not
+        # changed after this)
+        self.cfg_text = config_text(cfg)
         self.source = osp.abspath(config)
         self.config = osp.join(self.work_dir, 'config.py')
 
@@ -335,7 +338,7 @@ class Comparison:
                 branch_settings(self.cfg.get('branch'), method))
             settings = [result_settings(branch), self.alpha,
                         self.budget_text, self.random_trees]
-        return fingerprint('compare', method, seed, config_text(self.cfg),
+        return fingerprint('compare', method, seed, self.cfg_text,
                            *settings)
 
     def _method(self, book: StageBook, method: str, seed: int,

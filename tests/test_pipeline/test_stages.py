@@ -1,4 +1,5 @@
-"""branched_mtl.pipeline.stages.StageBook: completion records by fingerprint."""
+"""branched_mtl.pipeline.stages.StageBook: completion records, found by
+fingerprint."""
 import json
 
 from branched_mtl.pipeline.stages import StageBook

@@ -21,8 +21,8 @@ REFERENCES = ('single_task', 'all_shared')
 __all__ = ['BaseMethod', 'AffinityMethod', 'Decision', 'MethodContext',
            'RSAMethod', 'TournamentMethod', 'TagMethod', 'TagGroupsMethod',
            'REFERENCES', 'method_names', 'build_method', 'method_label',
-           'method_marker', 'known_methods', 'settings_keys', 'branch_settings',
-           'drop_method_imports', 'parse_methods']
+           'method_marker', 'known_methods', 'settings_keys',
+           'branch_settings', 'drop_method_imports', 'parse_methods']
 
 _REFERENCE_LABELS = dict(single_task='single-task', all_shared='all-shared')
 _REFERENCE_MARKERS = dict(single_task=('tab:green', 'D'),
