@@ -39,6 +39,7 @@ from mmengine.config import Config
 
 from branched_mtl.tree import random_trees_like, tree_rng, validate_branches
 from branched_mtl.utils import UserError, dump_json_atomic
+from branched_mtl.utils.config import result_settings
 from branched_mtl.utils.lock import WorkDirLock
 from .branch import BranchJob, config_text
 from .compare_affinity import separation_scores
@@ -53,7 +54,6 @@ from .methods import (REFERENCES, AffinityMethod, BaseMethod, Decision,
                       MethodContext, branch_settings, build_method,
                       drop_method_imports, known_methods, method_label,
                       settings_keys)
-from .stage_runner import result_settings
 from .stages import StageBook, fingerprint
 
 

@@ -25,21 +25,6 @@ from .stages import Progress, StageBook, start_training
 from .steps import TOOLS, LogFileOnly, check_step, run_step, start_step
 
 
-# settings of ``branch`` (and ``branch.sweep``) that change how fast the
-# work runs, never its results: left out of every fingerprint
-RUN_ONLY_SETTINGS = ('max_parallel', 'precollate')
-
-
-def result_settings(settings: Any) -> Any:
-    """``settings`` (a ``branch`` or ``branch.sweep`` dict) without the
-    keys that only change how the work runs (:data:`RUN_ONLY_SETTINGS`),
-    for fingerprints; anything else unchanged."""
-    if not isinstance(settings, dict):
-        return settings
-    return {k: result_settings(v) for k, v in settings.items()
-            if k not in RUN_ONLY_SETTINGS}
-
-
 def config_text(cfg: Config) -> str:
     """The config as text for fingerprints, without the tool settings in
     ``branch`` (they do not change how a model trains)."""

@@ -4,6 +4,27 @@ from typing import Any, List, Mapping
 
 from .errors import UserError
 
+# settings of ``branch`` (and ``branch.sweep``) that change how fast the
+# work runs, never its results: left out of every fingerprint and digest
+RUN_ONLY_SETTINGS = ('max_parallel', 'precollate')
+
+
+def result_settings(settings: Any) -> Any:
+    """``settings`` (a ``branch`` or ``branch.sweep`` dict) without the
+    keys that only change how the work runs (:data:`RUN_ONLY_SETTINGS`),
+    for fingerprints; anything else unchanged.
+
+    Args:
+        settings: The settings (any value; dicts are cleaned recursively).
+
+    Returns:
+        The same settings without the run-only keys.
+    """
+    if not isinstance(settings, dict):
+        return settings
+    return {k: result_settings(v) for k, v in settings.items()
+            if k not in RUN_ONLY_SETTINGS}
+
 
 def type_name(cfg: Mapping) -> str:
     """A config's type without its scope.

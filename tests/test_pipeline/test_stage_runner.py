@@ -2,8 +2,8 @@
 from mmengine.config import ConfigDict
 
 from branched_mtl.pipeline.methods.tournament import TournamentMethod
-from branched_mtl.pipeline.stage_runner import result_settings
 from branched_mtl.pipeline.stages import fingerprint
+from branched_mtl.utils.config import result_settings
 
 
 def test_run_only_settings_leave_fingerprints_alone():

@@ -12,6 +12,8 @@ in-process up to the point where training would start, where the decision
 (resume or not, what the work dir then holds) is checked.
 """
 import glob
+import json
+import os
 import os.path as osp
 import shutil
 import signal
@@ -138,3 +140,55 @@ def test_sweep_job_killed_then_rerun_with_another_seed(tmp_path,
     run_job(again.jobs[0], 'run', resume=True)
     assert seen == [dict(resume=False, seed=1, load_from=None)], seen
     shutil.rmtree(wd)
+
+
+def test_sweep_rerun_with_more_jobs_side_by_side_keeps_its_jobs(tmp_path):
+    """``branch.sweep.max_parallel`` changes how fast a sweep runs, not
+    what it computes: rerun with another value, a finished job stays
+    finished and a killed job keeps its checkpoints (before, the first
+    was refused as another config and the second cleared)."""
+    from branched_mtl.apis.sweep import (load_plan_config, plan_sweep,
+                                         write_jobs)
+    from branched_mtl.apis.sweep.jobs import config_digest
+    cfg_path = write_main_config(tmp_path, LONG)
+    wd = str(tmp_path / 'sweep')
+
+    def plan(**options):
+        cfg = load_plan_config(cfg_path, options)
+        return plan_sweep(cfg, wd, tasks='left,sum', splits='1',
+                          mode='shared-bottom', iters=2, probe_samples=8)
+
+    first = plan(**{'branch.sweep.max_parallel': 1, 'branch.max_parallel': 1})
+    assert first.jobs[0].cfg.branch.sweep.max_parallel == 1
+    write_jobs(first, 'none')
+    killed, done = first.jobs[0], first.jobs[1]
+    open(osp.join(killed.job_dir, 'iter_2.pth'), 'w').close()
+    os.makedirs(osp.join(done.job_dir, 'affinity_probe'))
+    open(osp.join(done.job_dir, 'affinity_probe', 'meta.json'), 'w').close()
+    open(done.done_path, 'w').close()
+
+    lines = []
+    faster = plan(**{'branch.sweep.max_parallel': 2,
+                     'branch.max_parallel': 2})
+    write_jobs(faster, 'none', resume=True, log=lines.append)
+    assert not lines, lines
+    assert osp.isfile(osp.join(killed.job_dir, 'iter_2.pth'))
+    assert done.is_done()
+
+    # a job.json written before the run-only settings left the digest
+    # (the digest of the whole text) is the same sweep with the same
+    # options, and another sweep with other ones
+    meta = json.load(open(done.meta_path))
+    meta['config_sha256'] = config_digest(first, first.jobs[1].cfg.pretty_text)
+    json.dump(meta, open(done.meta_path, 'w'))
+    write_jobs(plan(**{'branch.sweep.max_parallel': 1,
+                       'branch.max_parallel': 1}), 'none', resume=True)
+    with pytest.raises(ValueError, match='another config'):
+        write_jobs(faster, 'none', resume=True)
+
+    # an option that changes the results still clears the killed job and
+    # refuses the finished one
+    with pytest.raises(ValueError, match='another config'):
+        write_jobs(plan(**{'randomness.seed': 1}), 'none', resume=True,
+                   log=lines.append)
+    assert any(killed.name in line and 'cleared' in line for line in lines)

@@ -1,5 +1,6 @@
 """Writing a sweep's jobs: each job's config, ``job.json`` and ``run.sh``
 (the per-job launch), and the queue the in-process workers run."""
+import copy
 import hashlib
 import os
 import os.path as osp
@@ -10,6 +11,7 @@ import sys
 import time
 from typing import Callable, Optional
 
+from branched_mtl.utils.config import result_settings
 from branched_mtl.utils.errors import UserError
 from branched_mtl.utils.io import (dump_json_atomic, open_append,
                                    write_text_atomic)
@@ -159,6 +161,27 @@ def config_digest(plan: SweepPlan, text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def digest_text(cfg) -> str:
+    """A job's config as the digest reads it: without the ``branch``
+    settings that only change how fast the sweep runs (``max_parallel``,
+    ...), so that a sweep resumed with more or fewer jobs side by side
+    keeps its finished and its killed jobs.
+
+    Args:
+        cfg: The job's config.
+
+    Returns:
+        Its text with ``branch`` cleaned by
+        :func:`branched_mtl.utils.config.result_settings`.
+    """
+    if 'branch' not in cfg:
+        return cfg.pretty_text
+    cfg = copy.deepcopy(cfg)
+    cfg.branch = result_settings(cfg.branch.to_dict() if hasattr(
+        cfg.branch, 'to_dict') else cfg.branch)
+    return cfg.pretty_text
+
+
 def _read_meta(path: str) -> dict:
     """A job's ``job.json``, or {} when missing or unreadable."""
     try:
@@ -215,7 +238,9 @@ def write_jobs(plan: SweepPlan,
     sweeps. An unfinished job whose digest differs (a killed job, rerun
     with another seed or options) is cleared, so that it is not resumed.
     The digest leaves out where the sweep lies (:func:`config_digest`): a
-    sweep moved, copied or reached through a link is the same sweep.
+    sweep moved, copied or reached through a link is the same sweep; and
+    the run-only settings (:func:`digest_text`): a sweep resumed with
+    another ``max_parallel`` is the same sweep.
 
     Args:
         plan: The sweep.
@@ -241,11 +266,13 @@ def write_jobs(plan: SweepPlan,
         text = job.cfg.pretty_text
         # the Runner dumps its own copy over config.py, so a job is
         # recognised by the digest of the config the sweep wrote
-        digest = config_digest(plan, text)
+        digest = config_digest(plan, digest_text(job.cfg))
         old = _read_meta(job.meta_path)
-        # sweeps written before the digest left the location out
+        # sweeps written before the digest left the run-only settings out
+        # (then also the location)
         same = old.get('config_sha256') in (
-            digest, hashlib.sha256(text.encode()).hexdigest())
+            digest, config_digest(plan, text),
+            hashlib.sha256(text.encode()).hexdigest())
         if job.is_done() and not osp.isfile(osp.join(
                 job.job_dir, 'affinity_probe', 'meta.json')):
             # its probe was deleted: the affinity cannot be collected, so

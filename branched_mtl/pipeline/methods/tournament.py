@@ -11,8 +11,8 @@ from branched_mtl.affinity import load_affinity, save_affinity
 from branched_mtl.registry import METHODS
 from branched_mtl.tree.budget import shallowest_branch
 from branched_mtl.tree.problem import ModelBlocks
+from branched_mtl.utils.config import result_settings
 from branched_mtl.utils.errors import UserError, short_repr
-from ..stage_runner import result_settings
 from ..steps import TOOLS, load_tool, run_step
 from .base import AffinityMethod
 
