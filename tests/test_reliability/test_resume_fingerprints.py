@@ -179,7 +179,7 @@ def test_sweep_rerun_with_more_jobs_side_by_side_keeps_its_jobs(tmp_path):
     # (the digest of the whole text) is the same sweep with the same
     # options, and another sweep with other ones
     meta = json.load(open(done.meta_path))
-    meta['config_sha256'] = config_digest(first, first.jobs[1].cfg.pretty_text)
+    meta['config_sha256'] = config_digest(first, done.cfg.pretty_text)
     json.dump(meta, open(done.meta_path, 'w'))
     write_jobs(plan(**{'branch.sweep.max_parallel': 1,
                        'branch.max_parallel': 1}), 'none', resume=True)

@@ -161,7 +161,7 @@ def config_digest(plan: SweepPlan, text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def digest_text(cfg) -> str:
+def digest_text(cfg, text: str) -> str:
     """A job's config as the digest reads it: without the ``branch``
     settings that only change how fast the sweep runs (``max_parallel``,
     ...), so that a sweep resumed with more or fewer jobs side by side
@@ -169,16 +169,20 @@ def digest_text(cfg) -> str:
 
     Args:
         cfg: The job's config.
+        text: Its text (``cfg.pretty_text``), returned as it is when
+            ``branch`` holds no run-only setting (rendering a config
+            again is the slow part).
 
     Returns:
         Its text with ``branch`` cleaned by
         :func:`branched_mtl.utils.config.result_settings`.
     """
-    if 'branch' not in cfg:
-        return cfg.pretty_text
+    branch = cfg.get('branch')
+    cleaned = result_settings(branch)
+    if cleaned == branch:
+        return text
     cfg = copy.deepcopy(cfg)
-    cfg.branch = result_settings(cfg.branch.to_dict() if hasattr(
-        cfg.branch, 'to_dict') else cfg.branch)
+    cfg.branch = cleaned
     return cfg.pretty_text
 
 
@@ -266,12 +270,13 @@ def write_jobs(plan: SweepPlan,
         text = job.cfg.pretty_text
         # the Runner dumps its own copy over config.py, so a job is
         # recognised by the digest of the config the sweep wrote
-        digest = config_digest(plan, digest_text(job.cfg))
+        digest = config_digest(plan, digest_text(job.cfg, text))
         old = _read_meta(job.meta_path)
+        recorded = old.get('config_sha256')
         # sweeps written before the digest left the run-only settings out
         # (then also the location)
-        same = old.get('config_sha256') in (
-            digest, config_digest(plan, text),
+        same = recorded == digest or recorded in (
+            config_digest(plan, text),
             hashlib.sha256(text.encode()).hexdigest())
         if job.is_done() and not osp.isfile(osp.join(
                 job.job_dir, 'affinity_probe', 'meta.json')):
