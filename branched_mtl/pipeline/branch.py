@@ -335,6 +335,8 @@ class BranchJob(StageRunner):
                           fingerprint('random', tree_fp, k, self.seed,
                                       config_text(cfg)),
                           dict(branches=rand)))
+        self.configs.update({s[0]: s[1] for s in singles})
+        self.configs.update({m[0]: m[1] for m in multi})
         self.train_ahead([m[:4] for m in multi])
         for name, cfg, folder, fp, extra in multi:
             progress(name)

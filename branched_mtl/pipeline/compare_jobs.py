@@ -175,7 +175,7 @@ def measure_result(result: Dict[str, Any], shape: tuple) -> Dict[str, Any]:
     if cfg.get('custom_imports'):
         from mmengine.utils import import_modules_from_strings
         import_modules_from_strings(**cfg.custom_imports)
-    size = measure_model(cfg, result['checkpoint'], shape)
+    size = measure_model(cfg, shape)
     return dict(metrics=dict(result['metrics']), config=result['config'],
                 checkpoint=result['checkpoint'],
                 branches=result.get('branches'), **size)

@@ -7,7 +7,6 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 from mmengine.analysis import get_model_complexity_info
 from mmengine.config import Config
-from mmengine.runner import load_checkpoint
 
 from branched_mtl.registry import MODELS
 from branched_mtl.tree.flops import dataset_input_shape
@@ -21,14 +20,17 @@ def input_shape(cfg: Config) -> tuple:
     return dataset_input_shape(cfg.test_dataloader.dataset)
 
 
-def measure_model(cfg: Config, checkpoint: str, shape: tuple,
-                  batch_size: int = 32, repeats: int = 10) -> Dict[str, float]:
+def measure_model(cfg: Config, shape: tuple, batch_size: int = 32,
+                  repeats: int = 10) -> Dict[str, float]:
     """Parameters, FLOPs (mmengine's complexity analysis) and inference
-    throughput on this machine's CPU.
+    throughput on this machine's CPU of the model a config builds.
+
+    None of the three depends on the weights, so no checkpoint is read: a
+    report over records copied from another sitting (whose checkpoints
+    are elsewhere) measures the same numbers.
 
     Args:
         cfg: The model's config.
-        checkpoint: Its trained weights.
         shape: (C, H, W) of an input image.
         batch_size: Images per timed forward.
         repeats: Timed forwards (after one warm-up).
@@ -37,7 +39,6 @@ def measure_model(cfg: Config, checkpoint: str, shape: tuple,
         dict with ``params``, ``flops`` (per image) and ``images_per_s``.
     """
     model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
     model.eval()
     size = model_size(model, shape)
     x = torch.randn(batch_size, *shape)

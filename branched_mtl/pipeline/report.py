@@ -58,14 +58,15 @@ def summarise(job: Any) -> Tuple[List[dict], Dict[str, str]]:
     lower = [keys[t] for t in _lower_is_better(job.cfg)]
     shape = input_shape(job.cfg)
 
-    def measure(result: dict) -> dict:
-        return measure_model(Config.fromfile(result['config']),
-                             result['checkpoint'], shape)
+    def measure(name: str) -> dict:
+        # the architecture is all a size or speed depends on: the job's
+        # own config of the model, not the record's files
+        return measure_model(job.configs[name], shape)
 
     rows = []
     # the single-task models side by side: their sizes and FLOPs add up,
     # their throughput is that of running all of them on each image
-    sizes = [measure(single[t]) for t in tasks]
+    sizes = [measure(f'single_task/{t}') for t in tasks]
     rows.append(dict(
         model='single-task (all)', metrics=reference, delta_m=0.0,
         params=sum(s['params'] for s in sizes),
@@ -80,7 +81,7 @@ def summarise(job: Any) -> Tuple[List[dict], Dict[str, str]]:
         rows.append(dict(model=name, metrics=metrics,
                          delta_m=_delta_m(metrics, reference, lower),
                          branches=result.get('branches'),
-                         **measure(result)))
+                         **measure(name)))
     return rows, keys
 
 

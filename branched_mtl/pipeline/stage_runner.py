@@ -85,6 +85,9 @@ class StageRunner:
         self._queue: List[Tuple[str, Config, str, str]] = []
         self.tasks = config_tasks(self.cfg)
         self.results: Dict[str, Dict[str, Any]] = {}
+        # each model's config by stage name: the report measures sizes and
+        # speed from these, not from a record's files (which may be gone)
+        self.configs: Dict[str, Config] = {}
         # a job's run() gives it the stages; empty, a stage run on its own
         # (train_and_test from another tool) reports to nothing
         self._progress = Progress([], log)

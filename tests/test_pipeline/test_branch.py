@@ -185,6 +185,32 @@ def test_end_to_end_resume_at_every_boundary_and_invalidation(tmp_path,
     assert '## The sizes alpha reaches' in report
     assert '**(chosen)**' in report
 
+    # sizes and speed depend on the architecture alone: with the reference
+    # models' checkpoints and configs gone (records copied from another
+    # sitting), the report is still written, with the same sizes
+    before = _report_sizes(report)
+    for model in ('single_task/*', 'all_shared'):
+        for name in ('*.pth', 'config.py'):
+            for f in glob.glob(osp.join(wd, model, name)):
+                os.remove(f)
+    rec = Recorder()
+    job(cfg, wd, rec, budget=None, alpha=1e6).run()
+    # (random/0: all-shared has no other relabelling, nothing trains)
+    assert rec.ran() == ['random/0', 'report']
+    after = _report_sizes((wd / 'report.md').read_text())
+    assert after == before and len(after) == 3, after
+
+
+def _report_sizes(report):
+    """model -> (params, GFLOPs) cells of the report's results table."""
+    sizes = {}
+    for line in report.splitlines():
+        cells = [c.strip() for c in line.strip('|').split('|')]
+        if line.startswith('| ') and len(cells) > 4 and cells[0] in (
+                'single-task (all)', 'branched', 'all_shared', 'random/0'):
+            sizes[cells[0]] = (cells[-3], cells[-2])
+    return sizes
+
 
 def test_kill_9_during_training_resumes(tmp_path):
     cfg = write_config(tmp_path, '\niters = 30\ntrain_cfg = dict('
