@@ -176,19 +176,35 @@ def test_sweep_rerun_with_more_jobs_side_by_side_keeps_its_jobs(tmp_path):
     assert done.is_done()
 
     # a job.json written before the run-only settings left the digest
-    # (the digest of the whole text) is the same sweep with the same
-    # options, and another sweep with other ones
+    # (the digest of the whole text) is another sweep with other options
+    # (they cannot be told from other results), and the same sweep with
+    # the same ones: that rerun writes its record in the current form, so
+    # a later resume with another max_parallel keeps the job as well
     meta = json.load(open(done.meta_path))
-    meta['config_sha256'] = config_digest(first, done.cfg.pretty_text)
+    legacy = config_digest(first, done.cfg.pretty_text)
+    meta['config_sha256'] = legacy
     json.dump(meta, open(done.meta_path, 'w'))
-    write_jobs(plan(**{'branch.sweep.max_parallel': 1,
-                       'branch.max_parallel': 1}), 'none', resume=True)
     with pytest.raises(ValueError, match='another config'):
         write_jobs(faster, 'none', resume=True)
+    assert json.load(open(done.meta_path))['config_sha256'] == legacy
+    write_jobs(plan(**{'branch.sweep.max_parallel': 1,
+                       'branch.max_parallel': 1}), 'none', resume=True)
+    upgraded = json.load(open(done.meta_path))
+    assert upgraded['config_sha256'] != legacy
+    assert {k: v for k, v in upgraded.items() if k != 'config_sha256'} == {
+        k: v for k, v in meta.items() if k != 'config_sha256'}
+    write_jobs(faster, 'none', resume=True)
+    assert done.is_done()
 
-    # an option that changes the results still clears the killed job and
-    # refuses the finished one
+    # an option that changes the results refuses the finished job, and
+    # says so before it touches anything: the killed job keeps its run
     with pytest.raises(ValueError, match='another config'):
         write_jobs(plan(**{'randomness.seed': 1}), 'none', resume=True,
                    log=lines.append)
+    assert not lines and osp.isfile(osp.join(killed.job_dir, 'iter_2.pth'))
+    # ... and with no finished job in the way, clears the killed one
+    os.remove(done.done_path)
+    write_jobs(plan(**{'randomness.seed': 1}), 'none', resume=True,
+               log=lines.append)
     assert any(killed.name in line and 'cleared' in line for line in lines)
+    assert not osp.isfile(osp.join(killed.job_dir, 'iter_2.pth'))

@@ -226,6 +226,11 @@ def _clear_job(job: Job, why: str, log: Callable[[str], None]) -> None:
         'starts again (resuming it would mix two runs)')
 
 
+def _has_probe(job: Job) -> bool:
+    """Whether a job's affinity probe (what the sweep collects) is there."""
+    return osp.isfile(osp.join(job.job_dir, 'affinity_probe', 'meta.json'))
+
+
 def write_jobs(plan: SweepPlan,
                launcher: str = 'pytorch',
                gpus_per_job: int = 1,
@@ -240,7 +245,8 @@ def write_jobs(plan: SweepPlan,
     options than the run that finished it, as recorded by the config digest
     in its ``job.json``), this is an error rather than a silent mix of two
     sweeps. An unfinished job whose digest differs (a killed job, rerun
-    with another seed or options) is cleared, so that it is not resumed.
+    with another seed or options) is cleared, so that it is not resumed;
+    a refused sweep clears and writes nothing.
     The digest leaves out where the sweep lies (:func:`config_digest`): a
     sweep moved, copied or reached through a link is the same sweep; and
     the run-only settings (:func:`digest_text`): a sweep resumed with
@@ -265,7 +271,10 @@ def write_jobs(plan: SweepPlan,
                          'pytorch for --gpus-per-job > 1')
     cwd = osp.abspath(cwd or os.getcwd())
     log = log or (lambda line: None)
-    clashes = []
+    # first every job's record against these options; a refused sweep
+    # stops before it clears or writes anything (a killed job of the
+    # recorded sweep keeps its run)
+    checked, clashes = [], []
     for job in plan.jobs:
         text = job.cfg.pretty_text
         # the Runner dumps its own copy over config.py, so a job is
@@ -278,8 +287,17 @@ def write_jobs(plan: SweepPlan,
         same = recorded == digest or recorded in (
             config_digest(plan, text),
             hashlib.sha256(text.encode()).hexdigest())
-        if job.is_done() and not osp.isfile(osp.join(
-                job.job_dir, 'affinity_probe', 'meta.json')):
+        if not same and job.is_done() and _has_probe(job):
+            clashes.append(job.name)
+        checked.append((job, text, digest, old, same))
+    if clashes:
+        raise ValueError(
+            f'{len(clashes)} finished job(s) of {plan.work_dir} were run with '
+            f'another config than these options give, e.g. {clashes[:3]}; '
+            'use another --work-dir (or delete those jobs) instead of mixing '
+            'two sweeps')
+    for job, text, digest, old, same in checked:
+        if job.is_done() and not _has_probe(job):
             # its probe was deleted: the affinity cannot be collected, so
             # the job runs again (its done.json is kept aside, not deleted)
             aside = f'{job.done_path}.{time.strftime("%Y%m%d%H%M%S")}'
@@ -287,8 +305,12 @@ def write_jobs(plan: SweepPlan,
             log(f'[sweep] {job.name}: done.json without its affinity_probe/'
                 f'meta.json; it runs again (the record is kept as {aside})')
         if job.is_done():
-            if not same:
-                clashes.append(job.name)
+            if old.get('config_sha256') != digest:
+                # an older sweep's record, matched with unchanged options:
+                # written again in the current form, so that a later
+                # resume with other run-only settings keeps this job too
+                dump_json_atomic(dict(old, config_sha256=digest),
+                                 job.meta_path)
             continue
         if not same:
             # job.json is written before a job first starts: a killed job
@@ -307,9 +329,3 @@ def write_jobs(plan: SweepPlan,
         python = 'python' if launcher == 'slurm' else sys.executable
         write_text_atomic(
             _job_script(job, command, resume, cwd, python), job.script_path)
-    if clashes:
-        raise ValueError(
-            f'{len(clashes)} finished job(s) of {plan.work_dir} were run with '
-            f'another config than these options give, e.g. {clashes[:3]}; '
-            'use another --work-dir (or delete those jobs) instead of mixing '
-            'two sweeps')
