@@ -24,6 +24,8 @@ from typing import Any, List, Optional, Set, Tuple
 import numpy as np
 from mmengine.config import Config
 
+from branched_mtl.evaluation.metrics.multi_task_metric import \
+    multi_task_metrics
 from branched_mtl.utils.config import type_name
 from branched_mtl.utils.errors import UserError, short_repr
 
@@ -54,7 +56,6 @@ def labelled_tasks(ds: Any) -> Optional[List[str]]:
 
 def evaluator_tasks(evaluator: Any) -> List[str]:
     """Tasks the MultiTaskMetric(s) of an evaluator config score."""
-    from branched_mtl.pipeline.selection import multi_task_metrics
     return list(dict.fromkeys(
         str(t) for metric in multi_task_metrics(evaluator)
         for t in (metric.get('task_metrics') or {})))

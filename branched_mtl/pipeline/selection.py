@@ -12,26 +12,15 @@ import glob
 import json
 import os.path as osp
 import re
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from mmengine.config import Config
 
-from branched_mtl.utils.config import type_name
+from branched_mtl.evaluation.metrics.multi_task_metric import \
+    multi_task_metrics
 
 SCORE_KEY = 'score'
 BEST_PATTERN = f'best_{SCORE_KEY}_iter_*.pth'
-
-
-def multi_task_metrics(evaluator: Any) -> List[dict]:
-    """The MultiTaskMetric configs inside an evaluator config (a metric, a
-    list of them, or an Evaluator config with ``metrics``)."""
-    if isinstance(evaluator, (list, tuple)):
-        return [m for item in evaluator for m in multi_task_metrics(item)]
-    if not isinstance(evaluator, dict):
-        return []
-    if 'metrics' in evaluator:
-        return multi_task_metrics(evaluator['metrics'])
-    return [evaluator] if type_name(evaluator) == 'MultiTaskMetric' else []
 
 
 def set_selection(cfg: Config,

@@ -71,3 +71,17 @@ def test_dataset_meta_reaches_the_task_metrics():
     for task in 'ab':
         assert metric._metrics[task][0].dataset_meta == dict(
             classes=('x', 'y'))
+
+
+def test_multi_task_metrics_found_in_every_evaluator_form():
+    from branched_mtl.evaluation.metrics.multi_task_metric import \
+        multi_task_metrics
+    a = dict(type='branched_mtl.MultiTaskMetric', task_metrics=dict(x=[]))
+    b = dict(type='MultiTaskMetric', task_metrics=dict(y=[]))
+    other = dict(type='mmpretrain.Accuracy')
+    assert multi_task_metrics(a) == [a]
+    assert multi_task_metrics([other, a, b]) == [a, b]
+    assert multi_task_metrics(dict(type='Evaluator',
+                                   metrics=[b, other])) == [b]
+    assert multi_task_metrics(other) == []
+    assert multi_task_metrics(None) == []

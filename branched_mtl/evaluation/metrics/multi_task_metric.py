@@ -1,9 +1,22 @@
 """MultiTaskMetric: every task's stock metrics plus the paper's Δm."""
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from mmengine.evaluator import BaseMetric
 
 from branched_mtl.registry import METRICS, build_stock
+from branched_mtl.utils.config import type_name
+
+
+def multi_task_metrics(evaluator: Any) -> List[dict]:
+    """The MultiTaskMetric configs inside an evaluator config (a metric, a
+    list of them, or an Evaluator config with ``metrics``)."""
+    if isinstance(evaluator, (list, tuple)):
+        return [m for item in evaluator for m in multi_task_metrics(item)]
+    if not isinstance(evaluator, dict):
+        return []
+    if 'metrics' in evaluator:
+        return multi_task_metrics(evaluator['metrics'])
+    return [evaluator] if type_name(evaluator) == 'MultiTaskMetric' else []
 
 
 def delta_m(results: Dict[str, float], reference: Dict[str, float],
