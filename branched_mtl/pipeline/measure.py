@@ -1,9 +1,8 @@
 """Measurements of the main job: size, FLOPs and throughput of a trained
 model (for the report), FLOPs budgets, and TAG's lookahead affinity (one
 all-shared training run with the TagHook)."""
-import json
 import time
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional
 
 import torch
 from mmengine.analysis import get_model_complexity_info
@@ -12,6 +11,8 @@ from mmengine.config import Config
 from branched_mtl.registry import MODELS
 from branched_mtl.tree.flops import dataset_input_shape
 from branched_mtl.utils.console import quiet_logger
+
+from .stages import fingerprint
 
 
 def input_shape(cfg: Config) -> tuple:
@@ -41,7 +42,7 @@ def measure_model(cfg: Config, shape: tuple, batch_size: int = 32,
     """
     # the report and the comparison measure the same models (one from the
     # job's config, one from the record's dumped copy): measured once
-    key = (_model_key(cfg), tuple(shape), batch_size, repeats)
+    key = fingerprint(cfg.model, shape, batch_size, repeats)
     if key in _MEASURED:
         return dict(_MEASURED[key])
     model = MODELS.build(cfg.model)
@@ -58,16 +59,9 @@ def measure_model(cfg: Config, shape: tuple, batch_size: int = 32,
     return dict(_MEASURED[key])
 
 
-# measure_model's results by architecture (model config, shape, timing)
-_MEASURED: Dict[Tuple, Dict[str, float]] = {}
-
-
-def _model_key(cfg: Config) -> str:
-    """The architecture a config builds, as text: its model dict (a dumped
-    and re-read config gives the same text; tuples and lists alike)."""
-    model = cfg.model
-    model = model.to_dict() if hasattr(model, 'to_dict') else dict(model)
-    return json.dumps(model, sort_keys=True, default=repr)
+# measure_model's results by fingerprint of the model config, the shape
+# and the timing (a dumped and re-read config gives the same fingerprint)
+_MEASURED: Dict[str, Dict[str, float]] = {}
 
 
 def model_size(model: torch.nn.Module, shape: tuple) -> Dict[str, float]:
