@@ -32,6 +32,7 @@ import torch
 from mmengine.structures import BaseDataElement
 
 from branched_mtl.registry import DATASETS, FUNCTIONS, build_stock
+from .utils import batch_sample_ids
 
 __all__ = ['PrecollatedDataset', 'PackedSamples', 'PackedBatch',
            'precollated_collate', 'precollate_loader']
@@ -200,7 +201,6 @@ class PrecollatedDataset:
         self._pack = _packed(key, self._build)
 
     def _build(self) -> _Pack:
-        from branched_mtl.engine.hooks.frozen_cache import batch_sample_ids
         n = len(self.dataset)
         if n == 0:
             raise ValueError('PrecollatedDataset: the data set is empty')

@@ -1,7 +1,7 @@
 """Helpers shared by the data sets."""
 import os
 import os.path as osp
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -150,3 +150,26 @@ def open_hdf5(path: str):
             raise FileNotFoundError(f'{path} cannot be opened as an HDF5 '
                                     f'file: {err}') from err
     return _HDF5_FILES[path][1]
+
+
+def batch_sample_ids(data_samples) -> Optional[List[int]]:
+    """Each sample's ``sample_idx`` (on the sample or, for multi-task
+    samples, on its first per-task sample), or None when one lacks it."""
+    ids = getattr(data_samples, 'sample_ids', None)
+    if ids is not None:  # pre-collated batches carry them
+        return list(ids)
+    out = []
+    for sample in data_samples or ():
+        idx = sample.metainfo.get('sample_idx') if hasattr(
+            sample, 'metainfo') else None
+        if idx is None and hasattr(sample, 'keys'):
+            for key in sample.keys():
+                sub = sample.get(key)
+                if hasattr(sub, 'metainfo') and \
+                        'sample_idx' in sub.metainfo:
+                    idx = sub.metainfo['sample_idx']
+                    break
+        if idx is None:
+            return None
+        out.append(int(idx))
+    return out

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from branched_mtl.affinity.io import load_affinity
 from .budget import Budget, shallowest_branch
 from .config_writer import check_task_names
 from .cost import reorder_affinity
@@ -155,9 +156,6 @@ def read_affinity(path: PathLike) -> Dict[str, Any]:
             task names cannot be written into a config.
         FileNotFoundError: when there is no such file.
     """
-    # the affinity package calls into this one (TAG's selection): imported
-    # here, not at the top
-    from branched_mtl.affinity.io import load_affinity
     path = os.fspath(path)
     doc = load_affinity(path)
     check_task_names(doc['tasks'])

@@ -9,6 +9,7 @@ import numpy as np
 from .branches import count_tree_params
 from .builder import TreeResult, _check_out, _flops_line, _note, _write
 from .problem import AffinityLike, BlocksLike, PathLike, load_problem
+from .tag_selection import select_tag_groups, tag_groups_to_branches
 
 __all__ = ['build_tag_tree']
 
@@ -36,9 +37,7 @@ def build_tag_tree(affinity: AffinityLike,
         ValueError: on an affinity that is not TAG's lookahead or does not
             fit the model, or a bad ``groups``.
     """
-    from branched_mtl.affinity.tag import (select_tag_groups,
-                                           tag_groups_to_branches,
-                                           tag_lookahead)
+    from branched_mtl.affinity.tag import tag_lookahead
     prob = load_problem(affinity, blocks, config)
     out = _check_out(out)
     config = os.fspath(config)

@@ -11,7 +11,7 @@ from mmengine.config import Config, DictAction
 from branched_mtl.apis.runner import build_runner
 from branched_mtl.datasets import PrecollatedDataset, precollate_loader
 from branched_mtl.datasets.precollated import PackedSamples
-from branched_mtl.engine.hooks.frozen_cache import batch_sample_ids
+from branched_mtl.datasets.utils import batch_sample_ids
 
 CFG = osp.join(MULTIDIGITS, 'resnet18-thin_all-shared_multidigits.py')
 

@@ -42,9 +42,10 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from torch import Tensor
 
+from branched_mtl.datasets.utils import batch_sample_ids
 from branched_mtl.registry import HOOKS
 
-__all__ = ['FrozenFeatureCacheHook', 'FeatureTable', 'batch_sample_ids']
+__all__ = ['FrozenFeatureCacheHook', 'FeatureTable']
 
 DEFAULT_BUDGET = 2 * 1024**3
 # transform names that draw at random (mmcv / mmseg / mmpretrain): the
@@ -53,29 +54,6 @@ _RANDOM_WORDS = ('Random', 'Rand', 'ColorJitter', 'PhotoMetric', 'Albu',
                  'AutoAugment', 'GaussianBlur', 'Mixup', 'CutMix')
 # tables kept in this process for later runs (a worker's next jobs)
 _TABLES: 'OrderedDict[tuple, FeatureTable]' = OrderedDict()
-
-
-def batch_sample_ids(data_samples) -> Optional[List[int]]:
-    """Each sample's ``sample_idx`` (on the sample or, for multi-task
-    samples, on its first per-task sample), or None when one lacks it."""
-    ids = getattr(data_samples, 'sample_ids', None)
-    if ids is not None:  # pre-collated batches carry them
-        return list(ids)
-    out = []
-    for sample in data_samples or ():
-        idx = sample.metainfo.get('sample_idx') if hasattr(
-            sample, 'metainfo') else None
-        if idx is None and hasattr(sample, 'keys'):
-            for key in sample.keys():
-                sub = sample.get(key)
-                if hasattr(sub, 'metainfo') and \
-                        'sample_idx' in sub.metainfo:
-                    idx = sub.metainfo['sample_idx']
-                    break
-        if idx is None:
-            return None
-        out.append(int(idx))
-    return out
 
 
 def _fingerprint(x: Tensor) -> Tensor:

@@ -21,10 +21,10 @@ class TagGroupsMethod(BaseMethod):
 
     def decide(self, ctx: MethodContext) -> Decision:
         from branched_mtl.affinity import load_affinity
-        from branched_mtl.affinity.tag import (select_tag_groups,
-                                               tag_groups_to_branches,
-                                               tag_lookahead)
+        from branched_mtl.affinity.tag import tag_lookahead
         from branched_mtl.tree import count_tree_params
+        from branched_mtl.tree.tag_selection import (select_tag_groups,
+                                                     tag_groups_to_branches)
         job = ctx.job
         path = ctx.seed_dir('tag', 'affinity', 'affinity.json')
         if 'tag' not in ctx.methods or not osp.isfile(path):
