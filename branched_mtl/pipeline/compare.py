@@ -420,7 +420,12 @@ class Comparison:
             key=self._key,
             seed_dir=lambda *parts: self._seed_dir(shared.seed, *parts),
             methods=self.methods, inputs=self._inputs(method, shared.seed),
-            log=self.log)
+            log=self.log,
+            seed_inputs=(fingerprint('compare', method, shared.seed,
+                                     self.cfg_text,
+                                     self.search_settings[method])
+                         if self.tag and method in self.settings_keys
+                         else None))
 
     def _decided(self, shared: BranchJob, method: str, impl: BaseMethod,
                  costs: CostBook, shape: tuple) -> Dict:

@@ -394,6 +394,56 @@ def test_search_sized_chooses_by_size_alone(tmp_path):
         run(Budget(400, 'params'), [1, 1.0], 'e')
 
 
+def test_search_sized_shares_target_free_searches_over_budgets(tmp_path):
+    """A search that does not read the size target runs once per knob value
+    and seed in the seed's method folder; every budget of the sweep chooses
+    from those searches by its own size, and counts their cost under the
+    same (untagged) names. Without seed inputs (one budget) nothing is
+    shared."""
+    from types import SimpleNamespace
+
+    from branched_mtl.pipeline.costs import CostBook
+    from branched_mtl.pipeline.methods import MethodContext
+    from branched_mtl.tree.budget import Budget
+    tool = tmp_path / 'tool.py'
+    tool.write_text(KNOB_TOOL)
+    (tmp_path / 'settings.py').write_text('x = 1\n')
+    seed = tmp_path / 'seed_0'
+    costs = CostBook(str(seed / 'compare'))
+
+    def run(size, tag, seed_inputs='seed fp'):
+        budget = Budget(size, 'params')
+        ctx = MethodContext(
+            job=SimpleNamespace(budget=budget, seed=0), name='peer',
+            work_dir=str(seed / tag / 'peer'), settings=None,
+            settings_config=str(tmp_path / 'settings.py'),
+            budget_text=str(size), alpha=None, costs=costs,
+            key=lambda n: f'{tag}/{n}',
+            seed_dir=lambda *parts: str(seed.joinpath(*parts)),
+            methods=['peer'], inputs=f'fp at {size}', log=lambda m: None,
+            seed_inputs=seed_inputs)
+        return ctx.search_sized(str(tool), [], 'rec.json', '--knob',
+                                [0, 1, 3], lambda rec, unit:
+                                rec['size'][unit], target_free=True)
+
+    rec, tuning = run(600, 'budget_a')
+    assert tuning['chosen'] == 1.0
+    rec, tuning = run(300, 'budget_b')
+    assert tuning['chosen'] == 3.0 and rec['knob'] == 3.0
+    # three searches in all, in the seed's folder, not the budgets'
+    runs = seed / 'peer' / 'runs.txt'  # the tool writes it beside its dir
+    assert runs.read_text().split() == ['0.0', '1.0', '3.0']
+    assert (seed / 'peer' / 'search_knob_3' / 'rec.json').is_file()
+    assert not (seed / 'budget_b' / 'peer' / 'search_knob_3').exists()
+    assert tuning['cost_keys'] == ['peer/search_knob_0', 'peer/search_knob_1',
+                                   'peer/search_knob_3']
+    # one budget (no seed inputs): the searches stay in the method folder
+    run(300, 'budget_c', seed_inputs=None)
+    assert (seed / 'budget_c' / 'peer' / 'runs.txt').read_text().split() \
+        == ['0.0', '1.0', '3.0']
+    assert len(runs.read_text().split()) == 3
+
+
 def test_toy_method_in_a_budget_sweep(tmp_path, toy_config, capsys):
     """A method that decides by itself runs at every budget of a sweep:
     the jobs of the budgets after the first see the single-task models

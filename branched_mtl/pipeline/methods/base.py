@@ -14,7 +14,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from branched_mtl.utils.config import check_number_list
@@ -69,6 +69,9 @@ class MethodContext:
             (config, settings, size target): a search for other inputs
             runs again.
         log: Where progress lines go.
+        seed_inputs: The same without the size target, where the run has
+            several budgets: a search that does not read the target is
+            shared by all of them (:meth:`search_sized`); None: no sharing.
     """
     job: Any
     name: str
@@ -83,6 +86,7 @@ class MethodContext:
     methods: Sequence[str]
     inputs: str
     log: Callable[[str], None] = print
+    seed_inputs: Optional[str] = None
 
     @property
     def seed(self) -> int:
@@ -152,7 +156,8 @@ class MethodContext:
     def search_sized(self, tool: str, argv: List[str], record: str,
                      knob: str, values: Optional[Sequence[float]],
                      size_of: Callable[[Dict[str, Any], str], float],
-                     cwd: Optional[str] = None
+                     cwd: Optional[str] = None,
+                     target_free: bool = False
                      ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         """Reach the size target with the method's own size knob: one
         search per knob value, and the network chosen by size alone (never
@@ -172,6 +177,11 @@ class MethodContext:
             size_of: The size of a record's network in a unit
                 (``'params'`` or ``'flops'``).
             cwd: Where the tool runs.
+            target_free: The searches do not read the size target (``argv``
+                carries none; the size only chooses among them). Then, in a
+                run of several budgets, each knob value is searched once
+                per seed, in the seed's method folder, and every budget
+                chooses from the same searches.
 
         Returns:
             ``(record, tuning)``: the chosen search's record, and what was
@@ -188,12 +198,17 @@ class MethodContext:
         values = check_number_list(values,
                                    f'{self.name}: the {knob} values to try')
         unit, target = budget.unit, float(budget)
+        searcher = self
+        if target_free and self.seed_inputs is not None:
+            # one search per value and seed, whatever the budget
+            searcher = replace(self, work_dir=self.seed_dir(self.name),
+                               inputs=self.seed_inputs, key=lambda n: n)
         tried, records = [], []
         for v in values:
             folder = f'search_{knob.lstrip("-").replace("-", "_")}_{v:g}'
             self.log(f'[{self.name}] size knob {knob} {v:g}')
-            rec = self.search(tool, argv + [knob, repr(v)], record, cwd,
-                              folder=folder)
+            rec = searcher.search(tool, argv + [knob, repr(v)], record, cwd,
+                                  folder=folder)
             records.append(rec)
             tried.append(dict(value=v, size=float(size_of(rec, unit)),
                               folder=folder))
@@ -206,7 +221,7 @@ class MethodContext:
             knob=knob, tried=tried, chosen=tried[best]['value'],
             folder=tried[best]['folder'], target=target, unit=unit,
             size_target_met=bool(fits),
-            cost_keys=[self.key(f'{self.name}/{t["folder"]}')
+            cost_keys=[searcher.key(f'{self.name}/{t["folder"]}')
                        for t in tried])
 
 

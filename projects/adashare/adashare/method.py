@@ -24,13 +24,17 @@ class AdaShare(BaseMethod):
     marker = ('tab:cyan', 'v')
 
     def decide(self, ctx: MethodContext) -> Decision:
-        size = ctx.size_args('--params-target', '--flops-target')
+        weights = (ctx.settings or {}).get('sparsity_weights')
         # the sparsity weight is AdaShare's size knob: with a list of
-        # weights, the network is chosen by size alone
+        # weights, the network is chosen by size alone. The search only
+        # reports the size target, so with a list it is not passed: the
+        # searches are then the same at every budget, and a budget sweep
+        # shares them (one search per weight and seed)
+        size = ([] if weights else
+                ctx.size_args('--params-target', '--flops-target'))
         record, tuning = ctx.search_sized(
-            SEARCH_TOOL, size, 'search.json', '--sparsity-weight',
-            (ctx.settings or {}).get('sparsity_weights'),
-            lambda rec, unit: rec['size'][unit], cwd=ROOT)
+            SEARCH_TOOL, size, 'search.json', '--sparsity-weight', weights,
+            lambda rec, unit: rec['size'][unit], cwd=ROOT, target_free=True)
         derived = Config.fromfile(record['config'])
         # only the architecture comes from the search: the schedule, data
         # and selection rule are those of every other model
