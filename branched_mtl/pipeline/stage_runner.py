@@ -156,7 +156,8 @@ class StageRunner:
         running = sum(p.poll() is None for p, _, _ in self._ahead.values())
         while self._queue and running < self.max_parallel:
             name, cfg, folder, fp = self._queue.pop(0)
-            if name in self._ahead or self.book.done(name, fp) is not None:
+            if name in self._ahead or self.book.done(name, fp) is not None \
+                    or self.book.twin(fp) is not None:
                 continue
             self._clear_if_stale(name, fp, folder)
             cfg_path, resume = self._prepare(name, cfg, folder)
@@ -241,6 +242,14 @@ class StageRunner:
             return done
         if name not in self._ahead:  # else cleared before it started
             self._clear_if_stale(name, fp, folder)
+        twin = self.book.twin(fp)
+        if twin is not None and name not in self._ahead:
+            # the same config and seed trained under another name: the
+            # same model, not trained (or tested) twice
+            self.log(f'  {name}: the same model as {twin[0]}, its result')
+            self._progress.skipped()
+            self.book.finish(name, fp, twin[1])
+            return twin[1]
         ckpt = self.train(name, cfg, folder)
         # the test split, read once: the checkpoint the probe chose
         test_cfg = load_config(osp.join(folder, 'config.py'),

@@ -63,6 +63,27 @@ class StageBook:
             self.finish(name, fp, result)
         return result
 
+    def twin(self, fp: str) -> Optional[Tuple[str, Dict[str, Any]]]:
+        """A finished stage of this book with fingerprint ``fp`` under any
+        name: the same model (same config and seed) recorded under another
+        name, e.g. a method's network that comes out the same at two
+        budgets of a sweep.
+
+        Returns:
+            ``(name, result)`` of the first such record by name, or None.
+        """
+        folder = osp.join(self.work_dir, 'stages')
+        if not osp.isdir(folder):
+            return None
+        for entry in sorted(os.listdir(folder)):
+            if not entry.endswith('.json'):
+                continue
+            record = _read_record(osp.join(folder, entry))
+            if record is not None and record.get('fingerprint') == fp:
+                return (entry[:-len('.json')].replace('__', '/'),
+                        record.get('result', {}))
+        return None
+
     def stale(self, name: str, fp: str) -> bool:
         """True when a record exists for other inputs."""
         path = self._record(name)

@@ -470,6 +470,16 @@ def test_toy_method_in_a_budget_sweep(tmp_path, toy_config, capsys):
     for part in doc['by_budget'].values():
         assert not part['failed']
         assert 'toy_last_apart' in part['paired']
+    # the method's tree is the same at both budgets (same config, seed):
+    # one model, trained and tested once, recorded under both names
+    trees = [_record(osp.join(cw, 'seed_0'), f'{tag}/toy_last_apart/tree')
+             for tag in ('budget_40pct', 'budget_80pct')]
+    assert trees[0] == trees[1]
+    assert '/budget_40pct/' in trees[0]['checkpoint']
+    assert not osp.isdir(osp.join(cw, 'seed_0', 'budget_80pct',
+                                  'toy_last_apart', 'tree'))
+    assert ('budget_80pct/toy_last_apart/tree: the same model as '
+            'budget_40pct/toy_last_apart/tree') in capsys.readouterr().out
 
 
 def test_tournament_sweeps_the_splits_its_budget_can_branch_at():
