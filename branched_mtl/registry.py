@@ -61,6 +61,21 @@ INFERENCERS = _child('INFERENCERS')
 FUNCTIONS = _child('FUNCTIONS')
 
 
+def import_locations(kinds: Sequence[str] = ('MODELS', 'DATASETS',
+                                              'TRANSFORMS', 'METRICS',
+                                              'HOOKS')) -> None:
+    """Import the modules that register our components: the import
+    locations of these registries (mmengine's own mechanism, which a build
+    through them triggers too).
+
+    Args:
+        kinds: The registries, by their names in this module (inferencers
+            are left out by default: they import the whole pipeline).
+    """
+    for kind in kinds:
+        globals()[kind].import_from_location()
+
+
 # Where a bare type name that is not ours is looked for, in this order.
 STOCK_SCOPES: Sequence[str] = ('mmpretrain', 'mmseg')
 

@@ -17,10 +17,11 @@ def register_all_modules(init_default_scope: bool = True) -> None:
         init_default_scope: Also make ``branched_mtl`` the default scope, as
             mmseg's and mmpretrain's functions do.
     """
-    import branched_mtl.datasets  # noqa: F401
-    import branched_mtl.engine  # noqa: F401
-    import branched_mtl.evaluation  # noqa: F401
-    import branched_mtl.models  # noqa: F401
+    from branched_mtl.registry import import_locations
+
+    # the registries' own import locations, the one list of where our
+    # components are registered
+    import_locations()
 
     if not init_default_scope:
         return
