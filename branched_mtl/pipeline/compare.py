@@ -424,8 +424,7 @@ class Comparison:
             seed_inputs=(fingerprint('compare', method, shared.seed,
                                      self.cfg_text,
                                      self.search_settings[method])
-                         if self.tag and method in self.settings_keys
-                         else None))
+                         if method in self.settings_keys else None))
 
     def _decided(self, shared: BranchJob, method: str, impl: BaseMethod,
                  costs: CostBook, shape: tuple) -> Dict:

@@ -156,8 +156,8 @@ class StageRunner:
         running = sum(p.poll() is None for p, _, _ in self._ahead.values())
         while self._queue and running < self.max_parallel:
             name, cfg, folder, fp = self._queue.pop(0)
-            if name in self._ahead or self.book.done(name, fp) is not None \
-                    or self.book.twin(fp) is not None:
+            # done under this name or another (the same model)
+            if name in self._ahead or self.book.twin(fp) is not None:
                 continue
             self._clear_if_stale(name, fp, folder)
             cfg_path, resume = self._prepare(name, cfg, folder)

@@ -65,9 +65,9 @@ class StageBook:
 
     def twin(self, fp: str) -> Optional[Tuple[str, Dict[str, Any]]]:
         """A finished stage of this book with fingerprint ``fp`` under any
-        name: the same model (same config and seed) recorded under another
-        name, e.g. a method's network that comes out the same at two
-        budgets of a sweep.
+        name, its own included: the same model (same config and seed),
+        e.g. a method's network that comes out the same at two budgets of
+        a sweep.
 
         Returns:
             ``(name, result)`` of the first such record by name, or None.

@@ -69,9 +69,9 @@ class MethodContext:
             (config, settings, size target): a search for other inputs
             runs again.
         log: Where progress lines go.
-        seed_inputs: The same without the size target, where the run has
-            several budgets: a search that does not read the target is
-            shared by all of them (:meth:`search_sized`); None: no sharing.
+        seed_inputs: The same without the size target: a search that does
+            not read the target is shared by every budget of the seed
+            (:meth:`search_sized`); None: no sharing.
     """
     job: Any
     name: str
