@@ -83,7 +83,7 @@ def open_append(path: str, binary: bool = False,
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
                      | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
-    except OSError as e:
+    except OSError:
         if osp.islink(path):
             raise UserError(f'{path} is a symbolic link; a run appends to '
                             'that file and must not write through a link. '

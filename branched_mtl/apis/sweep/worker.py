@@ -287,7 +287,7 @@ def run_worker(queue: str,
         there means the worker died).
     """
     from branched_mtl.compat import format_configs
-    from branched_mtl.utils.proc import PARENT_ENV, watch_parent
+    from branched_mtl.utils.proc import watch_parent
     out = out or sys.stdout
     # started by a sweep on this machine: end with it (kill -9 included)
     local = watch_parent() is not None
