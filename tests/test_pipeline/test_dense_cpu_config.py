@@ -5,6 +5,7 @@ import math
 import os.path as osp
 import time
 
+import pytest
 import torch
 import yaml
 from mmengine.config import Config
@@ -53,6 +54,29 @@ def test_cpu_config_is_the_dense_model_made_small():
         'Parameters'] == params
     assert listed['branch_synthetic_scenes_cpu']['Metadata'][
         'Iterations'] == cpu.train_cfg.max_iters
+
+
+
+@pytest.mark.parametrize('iters', [1200, 2000])
+def test_redo_schedules_change_only_the_schedule(iters):
+    # the comparison redo's two candidate schedules: the whole PolyLR
+    # schedule, validation and checkpoint scale with the length, the model
+    # and the loss weights are the CPU config's, the sweep is the paper's
+    name = f'branch_synthetic_scenes_cpu_{iters}it'
+    cfg = Config.fromfile(osp.join(FOLDER, name + '.py'))
+    cpu = Config.fromfile(CPU)
+    assert cfg.train_cfg.max_iters == iters
+    assert cfg.train_cfg.val_interval == iters // 10
+    (sched, ) = cfg.param_scheduler
+    assert sched.type == 'PolyLR' and sched.end == iters
+    assert cfg.default_hooks.checkpoint.interval == iters
+    assert cfg.model.to_dict() == cpu.model.to_dict()
+    assert cfg.optim_wrapper.to_dict() == cpu.optim_wrapper.to_dict()
+    assert cfg.branch.sweep.to_dict() == dict(mode='shared-bottom')
+    assert cfg.branch.random_trees == 5
+    with open(osp.join(FOLDER, 'metafile.yml')) as f:
+        listed = {m['Name']: m for m in yaml.safe_load(f)['Models']}
+    assert listed[name]['Metadata']['Iterations'] == iters
 
 
 def test_one_model_trains_two_iterations(tmp_path):
