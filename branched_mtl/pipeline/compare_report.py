@@ -282,8 +282,8 @@ def paired_markdown(paired: Dict[str, Any]) -> str:
     for method, p in paired.items():
         parts = []
         for key, what in (('vs_random_median',
-                           'than the random trees of its size'),
-                          ('vs_all_shared', 'than all-shared')):
+                           'vs the random trees of its size'),
+                          ('vs_all_shared', 'vs all-shared')):
             if key not in p:
                 continue
             n = p[key].get('n', p['delta_m']['n'])
