@@ -8,7 +8,9 @@
 # the gradient rule in the base config.
 #   python tools/analysis/compare_methods.py \
 #       configs/synthetic_scenes/branch_synthetic_scenes_cpu_1200it.py \
-#       --work-dir DIR --budgets 40%,60% --seed 0 --seeds 3
+#       --work-dir DIR --budgets 40%,60% --seed 0 --seeds 3 --random-trees 5
+# (`branch.random_trees` is the main job's, tools/branch.py; compare_methods
+# takes its own --random-trees, 10 by default)
 _base_ = ['./branch_synthetic_scenes_cpu.py']
 iters = 1200
 train_cfg = dict(max_iters=iters, val_interval=iters // 10)
