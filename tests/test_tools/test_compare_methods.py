@@ -269,6 +269,24 @@ def test_bad_input_names_it(tmp_path):
     assert not osp.exists(work)  # nothing written before the checks
 
 
+def test_random_trees_default_names_the_configs_own_count(tmp_path,
+                                                         capsys):
+    # the SyntheticScenes redo config asks tools/branch.py for 5; the
+    # comparison uses its own default unless told, and says so
+    config = osp.join(ROOT, 'configs', 'synthetic_scenes',
+                      'branch_synthetic_scenes_cpu_1200it.py')
+    args = ['--work-dir', str(tmp_path / 'w'), '--budget', '40%',
+            '--methods', 'rsa,nosuch']
+    assert _tool().main([config] + args) == 2  # stops at the bad method
+    out = capsys.readouterr()
+    assert ('10 random trees per tree (the default); the config\'s '
+            'branch.random_trees=5' in out.out)
+    assert 'nosuch' in out.err
+    assert _tool().main([config] + args + ['--random-trees', '5']) == 2
+    assert 'random trees per tree' not in capsys.readouterr().out
+    assert not osp.exists(str(tmp_path / 'w'))
+
+
 def test_budget_sweep_shares_references_and_affinity(tmp_path, capsys):
     config = tmp_path / 'tiny.py'
     # planted groups named in the config: trees and affinities scored

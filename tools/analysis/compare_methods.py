@@ -46,12 +46,15 @@ from branched_mtl.utils.package import use_checkout  # noqa: E402
 # the checkout, where the projects a config imports (custom_imports) live:
 # importable here and in the sweeps and training runs started from here
 use_checkout(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmengine.config import DictAction  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
 
 from branched_mtl.pipeline.compare import Comparison  # noqa: E402
 from branched_mtl.pipeline.methods import parse_methods  # noqa: E402
 from branched_mtl.utils.console import quiet_known_warnings  # noqa: E402
 from branched_mtl.utils.errors import UserError  # noqa: E402
+
+# random trees per tree unless --random-trees says otherwise
+RANDOM_TREES = 10
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -78,11 +81,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='comma-separated references and registered '
                         'methods (default: all); the single-task models '
                         'always train (the reference)')
-    parser.add_argument('--random-trees', type=int, default=10,
+    parser.add_argument('--random-trees', type=int, default=None,
                         help='random trees per tree: distinct relabellings '
                         'of it (same shape and size; fewer where fewer '
                         'exist), the same for every method of a seed whose '
-                        'tree has that shape')
+                        f'tree has that shape (default: {RANDOM_TREES}; '
+                        'the config\'s branch.random_trees is the main '
+                        'job\'s)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config')
     args = parser.parse_args(argv)
@@ -95,7 +100,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error('--budgets names no budget')
     if args.seeds < 1:
         parser.error(f'--seeds must be >= 1, got {args.seeds}')
-    if args.random_trees < 0:
+    if args.random_trees is not None and args.random_trees < 0:
         parser.error(f'--random-trees must be >= 0, got {args.random_trees}')
     return args
 
@@ -105,6 +110,17 @@ def main(argv=None) -> int:
     try:
         if not osp.isfile(args.config):
             raise UserError(f'config file not found: {args.config}')
+        if args.random_trees is None:
+            args.random_trees = RANDOM_TREES
+            # a config written for tools/branch.py names its own count:
+            # say which one this run uses
+            own = (Config.fromfile(args.config).get('branch')
+                   or {}).get('random_trees')
+            if own is not None and own != RANDOM_TREES:
+                print(f'[compare] {RANDOM_TREES} random trees per tree (the '
+                      f'default); the config\'s branch.random_trees={own} '
+                      f'is the main job\'s: give --random-trees {own} for '
+                      'that many')
         methods = (None if args.methods is None
                    else parse_methods(args.methods))
         Comparison(
