@@ -57,7 +57,7 @@ def test_cpu_config_is_the_dense_model_made_small():
 
 
 
-@pytest.mark.parametrize('iters', [1200, 2000])
+@pytest.mark.parametrize('iters', [1200, 2000, 4000])
 def test_redo_schedules_change_only_the_schedule(iters):
     # the comparison redo's two candidate schedules: the whole PolyLR
     # schedule, validation and checkpoint scale with the length, the model
