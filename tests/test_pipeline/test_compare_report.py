@@ -15,8 +15,8 @@ def _paired(n, side):
 def test_no_verdict_below_five_seeds():
     assert MIN_SEEDS_FOR_VERDICT == 5
     few = paired_markdown(_paired(2, 1))
-    assert '- RSA tree: vs the random trees of its size: no verdict (2 seed(s); a ' \
-        'claim needs 5)' in few
+    assert ('- RSA tree: vs the random trees of its size: no verdict '
+            '(2 seed(s); a claim needs 5)') in few
     assert 'better' not in few and 'worse' not in few
     enough = paired_markdown(_paired(5, 1))
     assert 'vs the random trees of its size: better' in enough

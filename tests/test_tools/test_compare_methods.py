@@ -284,6 +284,10 @@ def test_random_trees_default_names_the_configs_own_count(tmp_path,
     assert 'nosuch' in out.err
     assert _tool().main([config] + args + ['--random-trees', '5']) == 2
     assert 'random trees per tree' not in capsys.readouterr().out
+    # the config as this run reads it: --cfg-options included
+    assert _tool().main([config] + args + [
+        '--cfg-options', 'branch.random_trees=10']) == 2
+    assert 'random trees per tree' not in capsys.readouterr().out
     assert not osp.exists(str(tmp_path / 'w'))
 
 

@@ -114,8 +114,9 @@ def main(argv=None) -> int:
             args.random_trees = RANDOM_TREES
             # a config written for tools/branch.py names its own count:
             # say which one this run uses
-            own = (Config.fromfile(args.config).get('branch')
-                   or {}).get('random_trees')
+            cfg = Config.fromfile(args.config)
+            cfg.merge_from_dict(args.cfg_options or {})
+            own = (cfg.get('branch') or {}).get('random_trees')
             if own is not None and own != RANDOM_TREES:
                 print(f'[compare] {RANDOM_TREES} random trees per tree (the '
                       f'default); the config\'s branch.random_trees={own} '
