@@ -64,6 +64,9 @@ class MethodJob(BranchJob):
         self.affinity_dir = affinity_dir
         self.cost_prefix = cost_prefix
         super().__init__(*args, **kwargs)
+        # a tree another method (or a random tree) trained at this seed is
+        # found as the same model
+        self.twin_root = shared.twin_root
         # ... and for every budget of the sweep at once (a measurement
         # that depends on the budget covers the widest one)
         self.affinity_budgets = ([self.read_budget(b) for b in

@@ -21,7 +21,8 @@ from branched_mtl.utils.checkpoints import resume_candidates
 from branched_mtl.utils.errors import UserError
 from .selection import (best_checkpoint, read_probe_curve, set_selection,
                         still_improving)
-from .stages import Progress, StageBook, start_training
+from .stages import (Progress, StageBook, find_model, fingerprint,
+                     start_training)
 from .steps import TOOLS, LogFileOnly, check_step, run_step, start_step
 
 
@@ -69,6 +70,9 @@ class StageRunner:
         self.seed = seed
         self.log = log
         self.book = StageBook(self.work_dir)
+        # where a model trained under another stage name is found (a
+        # comparison's method jobs search their whole seed folder)
+        self.twin_root = self.work_dir
         self.cfg = Config.fromfile(self.config)
         self.settings = dict(self.cfg.get('branch', {}))
         if max_parallel is None:
@@ -99,11 +103,29 @@ class StageRunner:
         """The job's config as fingerprint text (see :func:`config_text`)."""
         return config_text(self.cfg)
 
+    def model_key(self, cfg: Config) -> str:
+        """What makes a model: its config (without the tool settings) and the
+        seed. Two stages with one key train the same model, bit for bit on
+        one machine, so the second takes the first's result."""
+        cfg = copy.deepcopy(cfg)
+        # as training runs it (_prepare), whether or not the seed is set
+        cfg.randomness = dict(cfg.get('randomness') or {}, seed=self.seed)
+        return fingerprint('model', config_text(cfg))
+
+    def _twin(self, fp: str, cfg: Config
+              ) -> Optional[Tuple[str, Dict[str, Any]]]:
+        """A finished stage of the same model: this book's record of ``fp``
+        under any name, else a record of the same model anywhere under
+        :attr:`twin_root`."""
+        return (self.book.twin(fp)
+                or find_model(self.twin_root, self.model_key(cfg)))
+
     def _prepare(self, name: str, cfg: Config, folder: str
                  ) -> Tuple[str, bool]:
         """Write ``cfg`` (with the seed) to ``folder`` for training; return
         its path and whether a killed run of it is resumed."""
         os.makedirs(folder, exist_ok=True)
+        cfg = copy.deepcopy(cfg)  # the caller's stays as given (model_key)
         cfg.randomness = dict(cfg.get('randomness') or {}, seed=self.seed)
         if self.settings.get('precollate'):
             # the same batches bit for bit, without per-sample Python
@@ -157,7 +179,7 @@ class StageRunner:
         while self._queue and running < self.max_parallel:
             name, cfg, folder, fp = self._queue.pop(0)
             # done under this name or another (the same model)
-            if name in self._ahead or self.book.twin(fp) is not None:
+            if name in self._ahead or self._twin(fp, cfg) is not None:
                 continue
             self._clear_if_stale(name, fp, folder)
             cfg_path, resume = self._prepare(name, cfg, folder)
@@ -242,7 +264,8 @@ class StageRunner:
             return done
         if name not in self._ahead:  # else cleared before it started
             self._clear_if_stale(name, fp, folder)
-        twin = self.book.twin(fp)
+        model = self.model_key(cfg)
+        twin = self._twin(fp, cfg)
         if twin is not None and name not in self._ahead:
             # the same config and seed trained under another name: the
             # same model, not trained (or tested) twice
@@ -270,7 +293,8 @@ class StageRunner:
         result = dict(checkpoint=ckpt, config=osp.join(folder, 'config.py'),
                       metrics=metrics, probe=best,
                       curve=[[int(r['step']), float(r['score'])]
-                             for r in curve], **(extra or {}))
+                             for r in curve], model=model,
+                      **(extra or {}))
         self.book.finish(name, fp, result)
         return result
 

@@ -104,6 +104,35 @@ class StageBook:
                          self._record(name))
 
 
+def find_model(root: str, model: str) -> Optional[Tuple[str, Dict[str, Any]]]:
+    """A finished stage anywhere under ``root`` that trained the same model
+    (``model``: :meth:`~.stage_runner.StageRunner.model_key`), e.g. a random
+    tree of one method that is another method's tree at the same seed.
+
+    Args:
+        root: The folder whose stage books are searched (a seed's folder of
+            a comparison holds every method's and budget's books).
+        model: The model's key.
+
+    Returns:
+        ``(record path relative to root, result)`` of the first such record
+        in sorted order, or None.
+    """
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        if osp.basename(folder) != 'stages':
+            continue
+        for entry in sorted(files):
+            if not entry.endswith('.json'):
+                continue
+            path = osp.join(folder, entry)
+            record = _read_record(path)
+            result = (record or {}).get('result')
+            if isinstance(result, dict) and result.get('model') == model:
+                return osp.relpath(path, root), result
+    return None
+
+
 def _read_record(path: str) -> Optional[Dict[str, Any]]:
     """A small JSON record, or None when missing or unreadable (a record
     nested too deep for the parser counts as unreadable)."""

@@ -113,6 +113,15 @@ def test_the_package_registers_its_methods():
 
 def test_toy_method_through_branch_and_compare(tmp_path, toy_config,
                                                capsys):
+    """... and a second method whose tree is a random tree of the first
+    (same config and seed, so the same model) takes that model's result:
+    it is trained and tested once, whatever stage recorded it."""
+    plugin = tmp_path / 'plugin' / 'toy_method_plugin.py'
+    plugin.write_text(plugin.read_text() + TOY_MODULE.replace(
+        "name='toy_last_apart'", "name='toy_left_apart'").replace(
+        'ToyLastApart', 'ToyLeftApart').replace(
+        "[['left', 'left_parity'], ['sum']]", "[['left'], "
+        "['left_parity', 'sum']]"))
     branch = _tool(osp.join(ROOT, 'tools', 'branch.py'), 'branch_tool_toy')
     wd = str(tmp_path / 'branch')
     assert branch.main([toy_config, '--work-dir', wd, '--affinity',
@@ -137,20 +146,44 @@ def test_toy_method_through_branch_and_compare(tmp_path, toy_config,
                              'compare_methods.py'), 'compare_tool_toy')
     cw = str(tmp_path / 'compare')
     assert compare.main([toy_config, '--work-dir', cw, '--budget', '80%',
-                         '--methods', 'all_shared,toy_last_apart',
-                         '--random-trees', '1']) == 0, \
+                         '--methods',
+                         'all_shared,toy_last_apart,toy_left_apart',
+                         '--random-trees', '2']) == 0, \
         capsys.readouterr().err
+    out = capsys.readouterr().out
     with open(osp.join(cw, 'comparison.json')) as f:
         doc = json.load(f)
     seed = doc['per_seed']['0']
-    assert set(seed) == {'single_task', 'all_shared', 'toy_last_apart'}
+    assert set(seed) == {'single_task', 'all_shared', 'toy_last_apart',
+                         'toy_left_apart'}
     toy = seed['toy_last_apart']
     assert toy['status'] == 'done', toy
-    assert set(toy['models']) == {'tree', 'random/0'}
+    assert set(toy['models']) == {'tree', 'random/0', 'random/1'}
     assert toy['models']['tree']['branches'] == expected
-    rand = toy['models']['random/0']['branches']  # a relabelling
-    assert rand != expected and rand[:-1] == expected[:-1]
-    assert sorted(len(g) for g in rand[-1]) == [1, 2]
+    for k in (0, 1):
+        rand = toy['models'][f'random/{k}']['branches']  # a relabelling
+        assert rand != expected and rand[:-1] == expected[:-1]
+        assert sorted(len(g) for g in rand[-1]) == [1, 2]
+    # both relabellings are drawn (there are two), so one is the second
+    # method's tree (in the order random trees are drawn in: another
+    # order of the groups builds the modules in another order, so another
+    # model): the same model, one training, its result under both names
+    records = {n: _record(osp.join(cw, 'seed_0'), f'toy_last_apart/{n}')
+               for n in ('tree', 'random/0', 'random/1')}
+    left = _record(osp.join(cw, 'seed_0'), 'toy_left_apart/tree')
+    assert left['branches'][-1] == [['left'], ['left_parity', 'sum']]
+    twin = [n for n, r in records.items()
+            if r['branches'] == left['branches']]
+    assert twin and twin[0].startswith('random/'), records
+    assert left == records[twin[0]] and left['model']
+    assert not osp.isdir(osp.join(cw, 'seed_0', 'toy_left_apart', 'tree'))
+    assert re.search(r'toy_left_apart/tree: the same model as '
+                     r'\S*toy_last_apart__' + twin[0].replace('/', '__'),
+                     out), out
+    # ... and its relabellings are the first method's tree and its other
+    # random tree: nothing of the second method trained at all
+    assert not osp.isdir(osp.join(cw, 'seed_0', 'toy_left_apart'))
+    assert len({r['model'] for r in records.values()}) == 3
     assert toy['search'] == dict(seed=0, budget='80%', settings=dict(
         note="the method's own settings"))
     assert toy['cost']['parts'] == ['toy_last_apart/search']
@@ -549,3 +582,4 @@ def test_shipped_configs_sweep_as_the_paper_unless_they_say_preview():
         path = osp.join(root, 'configs', name)
         assert Config.fromfile(path).branch.sweep.data_fraction < 1
         assert 'preview' in open(path).read(), name
+
