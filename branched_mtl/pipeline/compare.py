@@ -45,7 +45,7 @@ from .branch import BranchJob, config_text
 from .compare_affinity import separation_scores
 from .compare_jobs import (SHARED_STAGES, CostBook, MethodJob, NoProgress,
                            budget_tag, budget_view, measure_result,
-                           share_single_task)
+                           share_single_task, train_all_shared)
 from .compare_output import write_configs, write_outputs
 from .compare_planted import planted_scores
 from .compare_report import summarise
@@ -288,7 +288,7 @@ class Comparison:
         if 'all_shared' in self.methods:
             out['all_shared'] = self._method(
                 book, 'all_shared', seed,
-                lambda: self._all_shared(shared, shape))
+                lambda: train_all_shared(shared, shape))
         if len(jobs) == 1:
             self._use_budget(next(iter(jobs)))
             out.update(self._run_methods(shared, book, costs, shape))
@@ -372,18 +372,6 @@ class Comparison:
         return result
 
     # ------------------------------------------------------------ methods
-    def _all_shared(self, shared: BranchJob, shape: tuple) -> Dict:
-        from branched_mtl.tree import all_shared
-        cfg = shared.with_tree(None)
-        nb = len(shared.info['block_names'])
-        result = shared.train_and_test(
-            'all_shared', cfg, shared.folder('all_shared'),
-            fingerprint('all_shared', shared.seed, config_text(cfg)),
-            dict(branches=all_shared(shared.tasks, nb)))
-        shared.results['all_shared'] = result
-        return dict(models=dict(all_shared=measure_result(result, shape)),
-                    cost=None)
-
     def _affinity_method(self, shared: BranchJob, method: str,
                          costs: CostBook, shape: tuple) -> Dict:
         job = MethodJob(shared, costs, self.config,

@@ -171,6 +171,29 @@ def share_single_task(jobs: Sequence[BranchJob], costs: CostBook) -> None:
             job.results[name] = done
 
 
+def train_all_shared(shared: BranchJob, shape: tuple) -> Dict[str, Any]:
+    """Train (or find done) the seed's all-shared model, the other end of
+    every budget sweep, and measure it.
+
+    Args:
+        shared: The seed's job that owns the references.
+        shape: Input shape for FLOPs and throughput.
+
+    Returns:
+        ``{'models': {'all_shared': ...}, 'cost': None}``.
+    """
+    from branched_mtl.tree import all_shared
+    cfg = shared.with_tree(None)
+    nb = len(shared.info['block_names'])
+    result = shared.train_and_test(
+        'all_shared', cfg, shared.folder('all_shared'),
+        fingerprint('all_shared', shared.seed, config_text(cfg)),
+        dict(branches=all_shared(shared.tasks, nb)))
+    shared.results['all_shared'] = result
+    return dict(models=dict(all_shared=measure_result(result, shape)),
+                cost=None)
+
+
 def measure_result(result: Dict[str, Any], shape: tuple) -> Dict[str, Any]:
     """A trained model's test metrics, parameters, FLOPs (mmengine's
     complexity analysis) and measured CPU throughput."""
