@@ -112,13 +112,12 @@ class StageRunner:
         cfg.randomness = dict(cfg.get('randomness') or {}, seed=self.seed)
         return fingerprint('model', config_text(cfg))
 
-    def _twin(self, fp: str, cfg: Config
+    def _twin(self, fp: str, model: str
               ) -> Optional[Tuple[str, Dict[str, Any]]]:
         """A finished stage of the same model: this book's record of ``fp``
-        under any name, else a record of the same model anywhere under
+        under any name, else a record of model key ``model`` anywhere under
         :attr:`twin_root`."""
-        return (self.book.twin(fp)
-                or find_model(self.twin_root, self.model_key(cfg)))
+        return self.book.twin(fp) or find_model(self.twin_root, model)
 
     def _prepare(self, name: str, cfg: Config, folder: str
                  ) -> Tuple[str, bool]:
@@ -179,7 +178,8 @@ class StageRunner:
         while self._queue and running < self.max_parallel:
             name, cfg, folder, fp = self._queue.pop(0)
             # done under this name or another (the same model)
-            if name in self._ahead or self._twin(fp, cfg) is not None:
+            if name in self._ahead or self._twin(
+                    fp, self.model_key(cfg)) is not None:
                 continue
             self._clear_if_stale(name, fp, folder)
             cfg_path, resume = self._prepare(name, cfg, folder)
@@ -265,7 +265,7 @@ class StageRunner:
         if name not in self._ahead:  # else cleared before it started
             self._clear_if_stale(name, fp, folder)
         model = self.model_key(cfg)
-        twin = self._twin(fp, cfg)
+        twin = self._twin(fp, model)
         if twin is not None and name not in self._ahead:
             # the same config and seed trained under another name: the
             # same model, not trained (or tested) twice

@@ -8,7 +8,7 @@ import os
 import os.path as osp
 import shutil
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from branched_mtl.utils import dump_json_atomic
 from branched_mtl.utils.checkpoints import resume_candidates
@@ -72,14 +72,8 @@ class StageBook:
         Returns:
             ``(name, result)`` of the first such record by name, or None.
         """
-        folder = osp.join(self.work_dir, 'stages')
-        if not osp.isdir(folder):
-            return None
-        for entry in sorted(os.listdir(folder)):
-            if not entry.endswith('.json'):
-                continue
-            record = _read_record(osp.join(folder, entry))
-            if record is not None and record.get('fingerprint') == fp:
+        for entry, record in _records(osp.join(self.work_dir, 'stages')):
+            if record.get('fingerprint') == fp:
                 return (entry[:-len('.json')].replace('__', '/'),
                         record.get('result', {}))
         return None
@@ -118,19 +112,26 @@ def find_model(root: str, model: str) -> Optional[Tuple[str, Dict[str, Any]]]:
         ``(record path relative to root, result)`` of the first such record
         in sorted order, or None.
     """
-    for folder, dirs, files in os.walk(root):
+    for folder, dirs, _ in os.walk(root):
         dirs.sort()
         if osp.basename(folder) != 'stages':
             continue
-        for entry in sorted(files):
-            if not entry.endswith('.json'):
-                continue
-            path = osp.join(folder, entry)
-            record = _read_record(path)
-            result = (record or {}).get('result')
+        for entry, record in _records(folder):
+            result = record.get('result')
             if isinstance(result, dict) and result.get('model') == model:
-                return osp.relpath(path, root), result
+                return osp.relpath(osp.join(folder, entry), root), result
     return None
+
+
+def _records(folder: str) -> Iterator[Tuple[str, Dict[str, Any]]]:
+    """``(file name, record)`` of a stage book's readable records, by name."""
+    if not osp.isdir(folder):
+        return
+    for entry in sorted(os.listdir(folder)):
+        if entry.endswith('.json'):
+            record = _read_record(osp.join(folder, entry))
+            if record is not None:
+                yield entry, record
 
 
 def _read_record(path: str) -> Optional[Dict[str, Any]]:
